@@ -1,0 +1,48 @@
+# twitch-pipeline: `make run` starts everything on the synthetic source; `make test` runs every test tier.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/twitch-pipeline
+JARS := .cache/jars
+
+.PHONY: install system-deps python jars run test unit bench up down status clean
+
+install: system-deps python jars
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+python: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@echo "==> python virtualenv $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+jars: $(JARS)/.resolved
+$(JARS)/.resolved: jvm/pom.xml
+	@echo "==> JVM jars from Maven Central into $(JARS)"
+	@rm -rf $(JARS)/kafka $(JARS)/flink
+	@mvn -q -B -f jvm/pom.xml package
+	@touch $@
+
+run: install
+	@$(CLI) run
+
+test: install
+	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+unit: python
+	@$(PY) -m pytest -ra tests/unit
+
+bench: install
+	@$(PY) -m benchmarks
+
+up down status: python jars
+	@$(CLI) $@
+
+clean:
+	-@$(CLI) down 2>/dev/null
+	rm -rf .run

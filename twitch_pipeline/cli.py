@@ -1,0 +1,143 @@
+"""The `twitch-pipeline` command: drives the local platform and the pipeline on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from twitch_pipeline import registry
+from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.settings import Settings, SettingsError, env_example, load_settings, markdown_table
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.platform.lifecycle import up
+
+    print(f"starting the platform in {settings.run_path}")
+    up(settings)
+    print("platform is up; `twitch-pipeline status` to check, `twitch-pipeline down` to stop")
+    return 0
+
+
+def _down(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.platform.lifecycle import down
+
+    down(settings)
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.platform.lifecycle import status
+
+    report = status(settings)
+    healthy = all(c.get("healthy") for c in report["components"].values())
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for name, entry in report["components"].items():
+            details = "  ".join(f"{k}={v}" for k, v in entry.items() if k != "healthy")
+            print(f"{'ok  ' if entry.get('healthy') else 'DOWN'}  {name:<11} {details}")
+    return 0 if healthy else 1
+
+
+def _submit(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.jobs import submit
+
+    job_id = submit(settings, args.job, args.args, resume=not args.fresh)
+    print(f"submitted {args.job}: {job_id}")
+    return 0
+
+
+def _jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.jobs import list_jobs
+
+    jobs = list_jobs(settings)
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+    for job in [] if args.json else jobs:
+        print(f"{job['id']}  {job['state']:<10}  {job['name']}")
+    if not jobs and not args.json:
+        print("no jobs")
+    return 0
+
+
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.jobs import cancel
+
+    print(f"cancelled {args.job} ({cancel(settings, args.job)})")
+    return 0
+
+
+def _start(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.jobs import start_all
+    from twitch_pipeline.platform.lifecycle import start_services
+
+    start_all(settings)
+    start_services(settings)
+    return 0
+
+
+def _stop(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.jobs import stop_all
+    from twitch_pipeline.platform.lifecycle import stop_services
+
+    stop_services(settings)
+    stop_all(settings)
+    return 0
+
+
+def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    if args.env:
+        print(env_example(), end="")
+    else:
+        print(markdown_table())
+    return 0
+
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twitch-pipeline", description="Real-time Twitch analytics on Kafka, Flink, ClickHouse and Iceberg.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("up", _up, "start Kafka, Flink, ClickHouse and the Iceberg catalog and wait until healthy")
+    command("down", _down, "stop everything `up` and `start` started")
+    command("status", _status, "health of each component (exit 0 only if all are healthy)").add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("submit", _submit, "submit a Flink job (registered name or driver .py) with `flink run -py`")
+    p.add_argument("job")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the job driver")
+    p.add_argument("--fresh", action="store_true", help="ignore a savepoint left by `stop`")
+    command("jobs", _jobs, "list Flink jobs and their state").add_argument("--json", action="store_true")
+    command("cancel", _cancel, "cancel a running Flink job by name or id").add_argument("job")
+    command("start", _start, "submit every streaming job and start the long-running connectors")
+    command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
+    p = command("settings", _settings, "print the settings table (markdown) or a .env template")
+    p.add_argument("--env", action="store_true", help="print .env.example")
+    for ref in registry.COMMAND_MODULES:
+        registry.resolve(ref).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return args.handler(settings, args)
+    except (PlatformError, SettingsError, LookupError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Submitting, listing, cancelling and savepoint-stopping Flink jobs.
+
+Submission goes through Flink's own CLI (`flink run -py`), exactly as a user submits to any Flink
+cluster; everything else uses the JobManager's REST API. A job is addressed by its name: each
+driver sets ``pipeline.name`` to the name it is registered under in :mod:`flink_jobs`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from flink_jobs import STREAMING_JOBS, job_file
+from twitch_pipeline.platform.flink import Flink, flink_cli, flink_cli_env
+from twitch_pipeline.platform.process import PlatformError, wait_until
+from twitch_pipeline.settings import Settings
+
+ACTIVE = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING", "FAILING", "CANCELLING"}
+
+
+def _cluster(settings: Settings) -> Flink:
+    flink = Flink(settings)
+    if not flink.health().get("healthy"):
+        raise PlatformError(f"no healthy Flink cluster at {settings.flink_rest}: run `twitch-pipeline up` first")
+    return flink
+
+
+def list_jobs(settings: Settings) -> list[dict[str, Any]]:
+    jobs = _cluster(settings).rest("/jobs/overview")["jobs"]
+    return sorted(({"id": j["jid"], "name": j["name"], "state": j["state"], "start_time": j["start-time"]} for j in jobs), key=lambda j: -j["start_time"])
+
+
+def find_active(settings: Settings, name: str) -> dict[str, Any] | None:
+    return next((j for j in list_jobs(settings) if j["name"] == name and j["state"] in ACTIVE), None)
+
+
+def _savepoint_pointer(settings: Settings, name: str) -> Path:
+    return settings.run_path / "flink" / "savepoints" / f"{name}.latest"
+
+
+def submit(settings: Settings, job: str, args: list[str] | None = None, resume: bool = True) -> str:
+    """Run `flink run -py <driver>`; returns the job id Flink printed.
+
+    ``job`` is a registered job name or a path to a driver file. A streaming job already running under
+    the same name is not submitted twice. A savepoint left by `stop` is resumed and then forgotten.
+    """
+    path = job_file(job)
+    name = job if not job.endswith(".py") else path.stem
+    flink = _cluster(settings)
+    flink.prepare()
+    if (active := find_active(settings, name)) is not None:
+        return active["id"]
+    cmd = [*flink_cli(settings), "run"]
+    pointer = _savepoint_pointer(settings, name)
+    if resume and pointer.exists():
+        cmd += ["--fromSavepoint", pointer.read_text().strip(), "--allowNonRestoredState"]
+    cmd += ["--python", str(path), *(args or [])]
+    proc = subprocess.run(cmd, env=flink_cli_env(settings), capture_output=True, text=True, cwd=str(path.parent))
+    out = proc.stdout + proc.stderr
+    log = settings.run_path / "logs" / f"submit-{name}.log"
+    log.write_text(out)
+    if proc.returncode != 0:
+        reason = next((line.strip() for line in reversed(out.splitlines()) if "Exception" in line or "Error" in line), "see log")
+        raise PlatformError(f"submitting {name} failed: {reason} (full output: {log})")
+    pointer.unlink(missing_ok=True)
+    for line in out.splitlines():
+        if "JobID" in line:
+            return line.rsplit(" ", 1)[-1].strip()
+    return ""
+
+
+def cancel(settings: Settings, name: str) -> str:
+    job = find_active(settings, name) or next((j for j in list_jobs(settings) if j["id"] == name and j["state"] in ACTIVE), None)
+    if job is None:
+        raise PlatformError(f"no running job named {name}; `twitch-pipeline jobs` lists them")
+    _cluster(settings).rest(f"/jobs/{job['id']}?mode=cancel", method="PATCH")
+    return job["id"]
+
+
+def stop_with_savepoint(settings: Settings, name: str, timeout_s: float = 120) -> str | None:
+    """Stop a job with a savepoint the next `start` resumes from; returns its location."""
+    job = find_active(settings, name)
+    if job is None:
+        return None
+    flink = _cluster(settings)
+    target = (settings.run_path / "flink" / "savepoints" / name).as_uri()
+    trigger = flink.rest(f"/jobs/{job['id']}/stop", method="POST", body={"targetDirectory": target, "drain": False})["request-id"]
+    result: dict[str, Any] = {}
+
+    def done() -> bool:
+        result.update(flink.rest(f"/jobs/{job['id']}/savepoints/{trigger}"))
+        return result["status"]["id"] == "COMPLETED"
+
+    wait_until(done, timeout_s, f"savepoint of {name}")
+    operation = result.get("operation", {})
+    if "location" not in operation:
+        raise PlatformError(f"savepoint of {name} failed: {operation.get('failure-cause', {}).get('stack-trace', '?').splitlines()[0]}")
+    _savepoint_pointer(settings, name).write_text(operation["location"])
+    return operation["location"]
+
+
+def start_all(settings: Settings, echo=print) -> None:
+    for name in STREAMING_JOBS:
+        began = time.monotonic()
+        job_id = submit(settings, name)
+        echo(f"  {name:<24} running  {job_id}  ({time.monotonic() - began:.0f}s)")
+
+
+def stop_all(settings: Settings, echo=print) -> None:
+    for name in STREAMING_JOBS:
+        location = stop_with_savepoint(settings, name)
+        if location:
+            echo(f"  {name:<24} stopped, savepoint {location}")

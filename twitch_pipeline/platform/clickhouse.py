@@ -1,0 +1,52 @@
+"""ClickHouse for the platform: the embedded chDB HTTP server, or an external server when configured."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from typing import Any
+
+from twitch_pipeline.platform.component import Component, ensure_dir
+from twitch_pipeline.platform.process import ManagedProcess
+
+
+class ClickHouse(Component):
+    name = "clickhouse"
+
+    @property
+    def ports(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("clickhouse_port",) if self.settings.clickhouse_embedded else ()
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [ManagedProcess("clickhouse", self.run_dir)] if self.settings.clickhouse_embedded else []
+
+    def running(self) -> bool:
+        return super().running() if self.settings.clickhouse_embedded else True
+
+    def start(self) -> None:
+        if not self.settings.clickhouse_embedded:
+            return
+        data = ensure_dir(self.run_dir / "clickhouse")
+        self.processes[0].spawn([
+            sys.executable, "-m", "twitch_pipeline.clickhouse_server",
+            "--data-dir", str(data), "--host", self.settings.host, "--port", str(self.settings.clickhouse_port),
+        ])
+
+    def dsn(self) -> str:
+        s = self.settings
+        base = s.clickhouse_http_url
+        scheme, _, rest = base.partition("://")
+        auth = s.clickhouse_user + (":***" if s.clickhouse_password else "")
+        return f"{scheme}://{auth}@{rest}/{s.clickhouse_database}"
+
+    def health(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"healthy": False, "url": self.dsn(), "embedded": self.settings.clickhouse_embedded}
+        if not self.running():
+            return entry
+        try:
+            with urllib.request.urlopen(self.settings.clickhouse_http_url + "/ping", timeout=2) as resp:
+                entry["healthy"] = resp.status == 200
+        except OSError:
+            pass
+        return entry

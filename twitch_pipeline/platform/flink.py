@@ -1,0 +1,160 @@
+"""A Flink standalone cluster run from the apache-flink wheel's own ``bin/`` scripts.
+
+The wheel ships a complete Flink distribution inside the ``pyflink`` package. We leave it untouched
+and point its scripts at run-directory copies of what differs per platform: ``FLINK_CONF_DIR``
+(our ``config.yaml``), ``FLINK_LIB_DIR`` (the wheel's jars plus the pinned connector jars) and
+``FLINK_LOG_DIR``. JobManager and TaskManager run with ``start-foreground`` so their pids are ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from twitch_pipeline.platform.component import Component, ensure_dir, require_java, require_jars
+from twitch_pipeline.platform.process import ManagedProcess
+from twitch_pipeline.settings import Settings
+
+
+def flink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def flink_env(settings: Settings) -> dict[str, str]:
+    """Environment under which the wheel's scripts (cluster and `flink run`) use our conf and jars."""
+    root = settings.run_path / "flink"
+    return {
+        "FLINK_HOME": str(flink_home()),
+        "FLINK_CONF_DIR": str(root / "conf"),
+        "FLINK_LIB_DIR": str(root / "lib"),
+        "FLINK_LOG_DIR": str(settings.run_path / "logs"),
+        "FLINK_PID_DIR": str(settings.run_path / "pids"),
+        "PYFLINK_CLIENT_EXECUTABLE": sys.executable,
+    }
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def cluster_config(settings: Settings) -> dict[str, Any]:
+    """The cluster's config.yaml: the wheel's defaults with local ports, memory and state paths."""
+    import yaml
+
+    defaults = yaml.safe_load((flink_home() / "conf" / "config.yaml").read_text())
+    config = _flatten(defaults)
+    host = settings.host
+    config.update({
+        "jobmanager.rpc.address": host,
+        "jobmanager.rpc.port": settings.flink_rpc_port,
+        "jobmanager.bind-host": host,
+        "jobmanager.memory.process.size": settings.flink_jobmanager_memory,
+        "taskmanager.bind-host": host,
+        "taskmanager.host": host,
+        "taskmanager.memory.process.size": settings.flink_taskmanager_memory,
+        "taskmanager.numberOfTaskSlots": settings.flink_task_slots,
+        "rest.address": host,
+        "rest.bind-address": host,
+        "rest.port": settings.flink_rest_port,
+        "parallelism.default": settings.flink_parallelism,
+        "execution.checkpointing.dir": settings.checkpoint_uri,
+        "execution.checkpointing.savepoint-dir": settings.savepoint_uri,
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": True,
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": settings.restart_attempts,
+        "restart-strategy.fixed-delay.delay": "2 s",
+        "heartbeat.timeout": 20000,
+        "python.client.executable": sys.executable,
+        "python.executable": sys.executable,
+        "env.log.dir": str(settings.run_path / "logs"),
+        "env.pid.dir": str(settings.run_path / "pids"),
+        "web.submit.enable": False,
+    })
+    return config
+
+
+class Flink(Component):
+    name = "flink"
+    ports = ("flink_rest_port", "flink_rpc_port")
+
+    @property
+    def root(self) -> Path:
+        return self.run_dir / "flink"
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [ManagedProcess("flink-jobmanager", self.run_dir), ManagedProcess("flink-taskmanager", self.run_dir)]
+
+    def prepare(self) -> None:
+        """Write conf/ and lib/ into the run directory (idempotent; also used by `flink run`)."""
+        import yaml
+
+        home = flink_home()
+        conf = ensure_dir(self.root / "conf")
+        for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
+            (conf / name).write_bytes((home / "conf" / name).read_bytes())
+        (conf / "config.yaml").write_text(yaml.safe_dump(cluster_config(self.settings), sort_keys=True))
+        lib = ensure_dir(self.root / "lib")
+        wanted = {p.name: p for p in [*home.joinpath("lib").glob("*.jar"), *require_jars(self.settings.jars_dir / "flink")]}
+        for stale in lib.glob("*.jar"):
+            if stale.name not in wanted or stale.resolve() != wanted[stale.name].resolve():
+                stale.unlink()
+        for name, jar in wanted.items():
+            if not (lib / name).exists():
+                (lib / name).symlink_to(jar)
+        for sub in ("checkpoints", "savepoints"):
+            ensure_dir(self.root / sub)
+
+    def start(self) -> None:
+        require_java()
+        self.prepare()
+        bin_dir = flink_home() / "bin"
+        env = flink_env(self.settings)
+        jobmanager, taskmanager = self.processes
+        if not jobmanager.running():
+            jobmanager.spawn(["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"], env=env)
+        if not taskmanager.running():
+            taskmanager.spawn(["bash", str(bin_dir / "taskmanager.sh"), "start-foreground"], env=env)
+
+    def rest(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 5) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.settings.flink_rest + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def health(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"healthy": False, "rest": self.settings.flink_rest}
+        if not self.settings.flink_rest_url and not self.running():
+            return entry
+        try:
+            overview = self.rest("/overview", timeout=2)
+        except OSError:
+            return entry
+        entry["taskmanagers"] = overview.get("taskmanagers", 0)
+        entry["slots_available"] = overview.get("slots-available", 0)
+        entry["jobs_running"] = overview.get("jobs-running", 0)
+        entry["healthy"] = entry["taskmanagers"] > 0
+        return entry
+
+
+def flink_cli(settings: Settings) -> list[str]:
+    return ["bash", str(flink_home() / "bin" / "flink")]
+
+
+def flink_cli_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **flink_env(settings)}

@@ -1,0 +1,36 @@
+"""The local Iceberg catalog: no process, just the SQLite catalog file and the warehouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.iceberg import load_catalog
+from twitch_pipeline.platform.component import Component, ensure_dir
+
+
+class Iceberg(Component):
+    name = "iceberg"
+
+    def start(self) -> None:
+        s = self.settings
+        if not s.iceberg_uri:
+            ensure_dir(self.run_dir / "iceberg")
+        if not s.iceberg_warehouse:
+            ensure_dir(self.run_dir / "iceberg" / "warehouse")
+        load_catalog(s).create_namespace_if_not_exists(s.iceberg_namespace)
+
+    def running(self) -> bool:
+        return (self.run_dir / "iceberg").is_dir() or bool(self.settings.iceberg_uri)
+
+    def health(self) -> dict[str, Any]:
+        s = self.settings
+        entry: dict[str, Any] = {"healthy": False, "catalog": s.iceberg_catalog, "uri": s.iceberg_catalog_uri, "warehouse": s.iceberg_warehouse_uri}
+        if not self.running():
+            return entry
+        try:
+            namespaces = [".".join(ns) for ns in load_catalog(s).list_namespaces()]
+        except Exception:  # noqa: BLE001 - any catalog failure = unhealthy
+            return entry
+        entry["namespaces"] = namespaces
+        entry["healthy"] = s.iceberg_namespace in namespaces
+        return entry

@@ -1,0 +1,97 @@
+"""`up`, `down` and `status` over all components of the local platform."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from twitch_pipeline import registry
+from twitch_pipeline.platform.clickhouse import ClickHouse
+from twitch_pipeline.platform.component import Component, ensure_dir
+from twitch_pipeline.platform.flink import Flink
+from twitch_pipeline.platform.iceberg import Iceberg
+from twitch_pipeline.platform.kafka import Kafka
+from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.settings import Settings
+
+Echo = Callable[[str], None]
+
+
+def components(settings: Settings) -> list[Component]:
+    """In start order; `down` goes in reverse."""
+    return [Kafka(settings), Iceberg(settings), ClickHouse(settings), Flink(settings)]
+
+
+def up(settings: Settings, echo: Echo = print) -> dict[str, Any]:
+    run = settings.run_path
+    if run.exists() and not run.is_dir():
+        raise PlatformError(f"run directory {run} is a file: remove it or set TWITCH_PIPELINE_RUN_DIR to a directory")
+    ensure_dir(run)
+    ensure_dir(run / "logs")
+    parts = components(settings)
+    for part in parts:  # fail on a taken port before starting anything
+        if not part.running():
+            part.check_ports()
+    for part in parts:
+        began = time.monotonic()
+        if part.running() and part.health().get("healthy"):
+            echo(f"  {part.name:<11} already running  {part.endpoint()}")
+            continue
+        echo(f"  {part.name:<11} starting …")
+        part.start()
+        part.wait_healthy()
+        echo(f"  {part.name:<11} healthy in {time.monotonic() - began:4.1f}s  {part.endpoint()}")
+    for ref in registry.POST_UP_HOOKS:
+        echo("  " + registry.resolve(ref)(settings))
+    return status(settings)
+
+
+def down(settings: Settings, echo: Echo = print) -> None:
+    run = settings.run_path
+    if not run.is_dir():
+        echo(f"nothing to stop: {run} holds no platform")
+        return
+    stop_services(settings, echo)
+    for part in reversed(components(settings)):
+        running = [p for p in part.processes if p.running()]
+        if not running:
+            continue
+        killed = part.stop()
+        echo(f"  {part.name:<11} stopped" + (f" (killed after {settings.stop_timeout_s:.0f}s: {', '.join(killed)})" if killed else ""))
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    run = settings.run_path
+    if not run.is_dir():
+        raise PlatformError(f"no platform in {run}: start one with `twitch-pipeline up` (or set TWITCH_PIPELINE_RUN_DIR)")
+    report = {part.name: part.health() for part in components(settings)}
+    for svc in services(settings):
+        report[svc.name] = {"healthy": svc.running(), "log": str(svc.log_file)}
+    return {"run_dir": str(run), "components": report}
+
+
+def services(settings: Settings):
+    """The long-running connectors (`start` runs them beside the Flink jobs)."""
+    from twitch_pipeline.platform.process import ManagedProcess
+
+    return [ManagedProcess(registry.resolve(ref)(settings)[0], settings.run_path) for ref in registry.SERVICES]
+
+
+def start_services(settings: Settings, echo: Echo = print) -> None:
+    from twitch_pipeline.platform.process import ManagedProcess
+
+    for ref in registry.SERVICES:
+        name, argv = registry.resolve(ref)(settings)
+        proc = ManagedProcess(name, settings.run_path)
+        if proc.running():
+            echo(f"  {name:<11} already running")
+            continue
+        proc.spawn(argv)
+        echo(f"  {name:<11} started (log {proc.log_file})")
+
+
+def stop_services(settings: Settings, echo: Echo = print) -> None:
+    for proc in services(settings):
+        if proc.running():
+            proc.stop(settings.stop_timeout_s)
+            echo(f"  {proc.name:<11} stopped")

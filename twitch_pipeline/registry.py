@@ -1,0 +1,25 @@
+"""Where later pieces plug into the CLI and the platform lifecycle.
+
+Each entry is ``"module:attribute"`` and is imported only when used, so the CLI starts fast and a
+piece that needs PyFlink or Airflow never loads for commands that do not use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Run after every component of `up` is healthy, in order: callable(settings) -> summary line.
+POST_UP_HOOKS: list[str] = []
+
+#: Modules exposing ``register(subparsers)`` that add CLI subcommands.
+COMMAND_MODULES: list[str] = []
+
+#: Long-running connectors that `start` launches and `stop` stops: callable(settings) -> ManagedProcess spec.
+SERVICES: list[str] = []
+
+
+def resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attr) if attr else loaded

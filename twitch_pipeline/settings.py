@@ -1,0 +1,228 @@
+"""One typed settings object for the whole project.
+
+Every knob is read from a ``TWITCH_PIPELINE_*`` environment variable (or the same key in ``.env``),
+has a default that works on a laptop, and fails fast with the variable's name when its value is bad.
+The README table and ``.env.example`` are generated from :data:`FIELDS`, so docs cannot drift from code.
+
+This module must stay importable without PyFlink or Airflow: producers, connectors, Flink job
+drivers and DAGs all read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+PREFIX = "TWITCH_PIPELINE_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and the fix."""
+
+
+def _setting(default: Any, doc: str, *, env: str | None = None, secret: bool = False, group: str = "") -> Any:
+    return field(default=default, metadata={"doc": doc, "env": env, "secret": secret, "group": group})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- local platform ---------------------------------------------------------------------------
+    run_dir: Path = _setting(Path(".run"), "Directory holding all local platform state, logs and pid files; a fresh directory is a fresh platform.", group="platform")
+    jars_dir: Path = _setting(PROJECT_ROOT / ".cache" / "jars", "Where `make jars` puts the Maven-resolved JVM jars (`kafka/`, `flink/`).", group="platform")
+    host: str = _setting("127.0.0.1", "Address every local component binds to.", group="platform")
+    start_timeout_s: float = _setting(120.0, "Seconds `up` waits for each component to become healthy.", group="platform")
+    stop_timeout_s: float = _setting(30.0, "Seconds `down` waits for a component to stop before killing it.", group="platform")
+
+    # -- Kafka ------------------------------------------------------------------------------------
+    kafka_port: int = _setting(9092, "Kafka broker (PLAINTEXT) port.", group="kafka")
+    kafka_controller_port: int = _setting(9093, "Kafka KRaft controller port.", group="kafka")
+    kafka_heap: str = _setting("512m", "Kafka broker JVM heap (-Xmx).", group="kafka")
+    kafka_bootstrap: str = _setting("", "Bootstrap servers of an external Kafka; empty means the local broker.", group="kafka")
+    kafka_partitions: int = _setting(2, "Default partition count of the project's topics.", group="kafka")
+
+    # -- Flink ------------------------------------------------------------------------------------
+    flink_rest_port: int = _setting(8081, "Flink JobManager REST / web UI port.", group="flink")
+    flink_rpc_port: int = _setting(6123, "Flink JobManager RPC port.", group="flink")
+    flink_task_slots: int = _setting(8, "Task slots of the local TaskManager.", group="flink")
+    flink_jobmanager_memory: str = _setting("1024m", "JobManager total process memory.", group="flink")
+    flink_taskmanager_memory: str = _setting("3072m", "TaskManager total process memory.", group="flink")
+    flink_parallelism: int = _setting(1, "Default parallelism of submitted jobs.", group="flink")
+    flink_rest_url: str = _setting("", "REST URL of an external Flink cluster; empty means the local one.", group="flink")
+    checkpoint_interval_s: float = _setting(10.0, "Checkpoint interval of the streaming jobs; exactly-once output becomes visible at each checkpoint.", group="flink")
+    checkpoint_dir: str = _setting("", "Checkpoint/savepoint storage URI; empty means `<run_dir>/flink/checkpoints` (object storage in production).", group="flink")
+    state_ttl_s: float = _setting(3600.0, "State TTL of deduplication and join state, in seconds.", group="flink")
+    watermark_lateness_s: float = _setting(30.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
+    source_idle_timeout_s: float = _setting(5.0, "Seconds after which an idle Kafka partition stops holding back watermarks.", group="flink")
+    restart_attempts: int = _setting(10, "Fixed-delay restart attempts of a failing Flink job.", group="flink")
+
+    # -- Iceberg ----------------------------------------------------------------------------------
+    iceberg_catalog: str = _setting("twitch", "Iceberg catalog name, identical for Flink SQL and pyiceberg.", group="iceberg")
+    iceberg_namespace: str = _setting("lake", "Iceberg namespace (database) of the lake tables.", group="iceberg")
+    iceberg_uri: str = _setting("", "JDBC URI of the Iceberg catalog; empty means SQLite at `<run_dir>/iceberg/catalog.db`.", group="iceberg")
+    iceberg_warehouse: str = _setting("", "Iceberg warehouse URI; empty means `<run_dir>/iceberg/warehouse`.", group="iceberg")
+
+    # -- ClickHouse -------------------------------------------------------------------------------
+    clickhouse_url: str = _setting("", "URL of an external ClickHouse (e.g. `https://host:8443`); empty means the embedded chDB server.", group="clickhouse")
+    clickhouse_port: int = _setting(8123, "Port of the embedded ClickHouse HTTP interface.", group="clickhouse")
+    clickhouse_user: str = _setting("default", "ClickHouse user.", group="clickhouse")
+    clickhouse_password: str = _setting("", "ClickHouse password.", secret=True, group="clickhouse")
+    clickhouse_database: str = _setting("twitch", "ClickHouse database of the project's tables.", group="clickhouse")
+    clickhouse_secure: bool = _setting(False, "Use TLS to the external ClickHouse.", group="clickhouse")
+
+    # -- Twitch -----------------------------------------------------------------------------------
+    twitch_client_id: str = _setting("", "Twitch app client id; also read from `TWITCH_CLIENT_ID` or the seed's `APP_ID`.", env="TWITCH_CLIENT_ID", secret=True, group="twitch")
+    twitch_client_secret: str = _setting("", "Twitch app client secret; also read from `TWITCH_CLIENT_SECRET` or `APP_SECRET`.", env="TWITCH_CLIENT_SECRET", secret=True, group="twitch")
+
+    # -- derived paths ----------------------------------------------------------------------------
+    @property
+    def run_path(self) -> Path:
+        return self.run_dir.resolve()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def flink_rest(self) -> str:
+        return self.flink_rest_url.rstrip("/") or f"http://{self.host}:{self.flink_rest_port}"
+
+    @property
+    def checkpoint_uri(self) -> str:
+        return self.checkpoint_dir or (self.run_path / "flink" / "checkpoints").as_uri()
+
+    @property
+    def savepoint_uri(self) -> str:
+        return (self.run_path / "flink" / "savepoints").as_uri() if not self.checkpoint_dir else f"{self.checkpoint_dir.rstrip('/')}/../savepoints"
+
+    @property
+    def iceberg_catalog_uri(self) -> str:
+        return self.iceberg_uri or f"jdbc:sqlite:{self.run_path / 'iceberg' / 'catalog.db'}"
+
+    @property
+    def iceberg_warehouse_uri(self) -> str:
+        return self.iceberg_warehouse or (self.run_path / "iceberg" / "warehouse").as_uri()
+
+    @property
+    def clickhouse_embedded(self) -> bool:
+        return not self.clickhouse_url
+
+    @property
+    def clickhouse_http_url(self) -> str:
+        return self.clickhouse_url.rstrip("/") or f"http://{self.host}:{self.clickhouse_port}"
+
+    @property
+    def twitch_credentials_set(self) -> bool:
+        return bool(self.twitch_client_id and self.twitch_client_secret)
+
+
+# Old names users of the seed project have in their .env files.
+_ALIASES = {"twitch_client_id": ("APP_ID",), "twitch_client_secret": ("APP_SECRET",)}
+
+FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("env") or PREFIX + f.name.upper()
+
+
+def _parse(f: dataclasses.Field, raw: str) -> Any:
+    kind = type(f.default)
+    name = env_name(f)
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        if kind is int:
+            value: Any = int(raw)
+        elif kind is float:
+            value = float(raw)
+        elif issubclass(kind, Path):
+            value = Path(raw).expanduser()
+        else:
+            value = raw
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}; fix it in the environment or .env") from None
+    if kind in (int, float) and value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    if f.name.endswith("_port") and not 0 < value < 65536:
+        raise SettingsError(f"{name}={raw!r} is not a TCP port (1-65535)")
+    return value
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional quotes, optional ``export``."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Build :class:`Settings` from the environment, falling back to ``.env`` then to defaults.
+
+    The process environment wins over ``.env`` so CI and tests can override anything.
+    """
+    source: dict[str, str] = read_dotenv(dotenv) if dotenv is not None else {}
+    source.update(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for f in FIELDS:
+        for name in (env_name(f), *_ALIASES.get(f.name, ())):
+            if name in source and (source[name] != "" or type(f.default) is str):
+                values[f.name] = _parse(f, source[name])
+                break
+    return Settings(**values)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """Settings as a dict fit for logs: secrets are masked, never printed."""
+    out = {}
+    for f in FIELDS:
+        value = getattr(settings, f.name)
+        out[env_name(f)] = ("***" if value else "") if f.metadata["secret"] else str(value)
+    return out
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the dataclass so it always matches the code."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for f in FIELDS:
+        default = f.default
+        if isinstance(default, Path) and default.is_absolute():
+            default = "<project>/" + str(default.relative_to(PROJECT_ROOT))
+        shown = f"`{default}`" if default != "" else "(empty)"
+        rows.append(f"| `{env_name(f)}` | {shown} | {f.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+def env_example() -> str:
+    """Contents of ``.env.example``: every setting, commented out at its default."""
+    lines = ["# twitch-pipeline settings. Copy to .env and uncomment what you change.", "# Generated by `twitch-pipeline settings --env`; the README has the same table.", ""]
+    group = None
+    for f in FIELDS:
+        if f.metadata["group"] != group:
+            group = f.metadata["group"]
+            lines += ["", f"# --- {group} ---"]
+        lines.append(f"# {f.metadata['doc']}")
+        default = f.default
+        if isinstance(default, Path) and default.is_absolute():
+            default = ""
+        lines.append(f"# {env_name(f)}={default if type(default) is not bool else str(default).lower()}")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
