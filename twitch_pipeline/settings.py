@@ -226,3 +226,12 @@ def env_example() -> str:
         lines.append(f"# {env_name(f)}={default if type(default) is not bool else str(default).lower()}")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, for child processes (job drivers, connectors)."""
+    out = {}
+    for f in FIELDS:
+        value = getattr(settings, f.name)
+        out[env_name(f)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 
 from twitch_pipeline.platform.component import Component, ensure_dir, require_java, require_jars
 from twitch_pipeline.platform.process import ManagedProcess
-from twitch_pipeline.settings import Settings
+from twitch_pipeline.settings import Settings, to_env
 
 
 def flink_home() -> Path:
@@ -157,4 +157,5 @@ def flink_cli(settings: Settings) -> list[str]:
 
 
 def flink_cli_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **flink_env(settings)}
+    """`flink run` passes its environment to the Python driver, which reads its settings from it."""
+    return {**os.environ, **to_env(settings), **flink_env(settings)}

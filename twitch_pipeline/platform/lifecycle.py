@@ -12,7 +12,7 @@ from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.iceberg import Iceberg
 from twitch_pipeline.platform.kafka import Kafka
 from twitch_pipeline.platform.process import PlatformError
-from twitch_pipeline.settings import Settings
+from twitch_pipeline.settings import Settings, to_env
 
 Echo = Callable[[str], None]
 
@@ -86,7 +86,7 @@ def start_services(settings: Settings, echo: Echo = print) -> None:
         if proc.running():
             echo(f"  {name:<11} already running")
             continue
-        proc.spawn(argv)
+        proc.spawn(argv, env=to_env(settings))
         echo(f"  {name:<11} started (log {proc.log_file})")
 
 

@@ -1,0 +1,57 @@
+"""Shared fixtures: settings on free ports in a temporary run directory, and the real local platform.
+
+Integration tests share one session-scoped platform (Kafka, Flink, ClickHouse, Iceberg) started by the
+very code `twitch-pipeline up` runs; tests that restart or kill components make their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from twitch_pipeline.platform.process import free_port
+from twitch_pipeline.settings import Settings, load_settings
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def make_settings(tmp_path_factory: pytest.TempPathFactory) -> MakeSettings:
+    """Settings for a fresh platform: a new run directory and free ports, plus any overrides."""
+
+    def make(**overrides) -> Settings:
+        base = load_settings(environ={}, dotenv=None)
+        values = dict(
+            run_dir=tmp_path_factory.mktemp("run"),
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            flink_rest_port=free_port(),
+            flink_rpc_port=free_port(),
+            clickhouse_port=free_port(),
+            checkpoint_interval_s=2.0,
+        )
+        values.update(overrides)
+        return dataclasses.replace(base, **values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def platform(make_settings: MakeSettings) -> Iterator[Settings]:
+    """The whole local platform, up for the test session and down at its end."""
+    from twitch_pipeline.platform.lifecycle import down, up
+
+    settings = make_settings()
+    try:
+        up(settings, echo=lambda _: None)
+        yield settings
+    finally:
+        down(settings, echo=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
