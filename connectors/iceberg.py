@@ -44,5 +44,8 @@ def flink_catalog_ddl(settings: Settings) -> str:
         "'catalog-impl'='org.apache.iceberg.jdbc.JdbcCatalog', "
         f"'uri'='{settings.iceberg_catalog_uri}', "
         f"'warehouse'='{settings.iceberg_warehouse_uri}', "
-        "'jdbc.schema-version'='V1')"
+        "'jdbc.schema-version'='V1', "
+        # SQLite allows one writer at a time: wait for the lock instead of failing a commit, and use WAL
+        # so pyiceberg readers never block Flink's committer.
+        "'jdbc.busy_timeout'='30000', 'jdbc.journal_mode'='WAL')"
     )

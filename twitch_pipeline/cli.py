@@ -9,7 +9,7 @@ from typing import Callable
 
 from twitch_pipeline import registry
 from twitch_pipeline.platform.process import PlatformError
-from twitch_pipeline.settings import Settings, SettingsError, env_example, load_settings, markdown_table
+from twitch_pipeline.settings import Settings, SettingsError, env_example, load_settings, markdown_table, write_docs
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -89,7 +89,10 @@ def _stop(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
-    if args.env:
+    if args.write:
+        write_docs()
+        print("updated README.md settings table and .env.example")
+    elif args.env:
         print(env_example(), end="")
     else:
         print(markdown_table())
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
     p = command("settings", _settings, "print the settings table (markdown) or a .env template")
     p.add_argument("--env", action="store_true", help="print .env.example")
+    p.add_argument("--write", action="store_true", help="regenerate the README table and .env.example")
     for ref in registry.COMMAND_MODULES:
         registry.resolve(ref).register(sub)
     return parser

@@ -76,6 +76,29 @@ class Settings:
     # -- Twitch -----------------------------------------------------------------------------------
     twitch_client_id: str = _setting("", "Twitch app client id; also read from `TWITCH_CLIENT_ID` or the seed's `APP_ID`.", env="TWITCH_CLIENT_ID", secret=True, group="twitch")
     twitch_client_secret: str = _setting("", "Twitch app client secret; also read from `TWITCH_CLIENT_SECRET` or `APP_SECRET`.", env="TWITCH_CLIENT_SECRET", secret=True, group="twitch")
+    twitch_api_url: str = _setting("", "Helix base URL; empty means Twitch's (`http://HOST:PORT/mock/` for the Twitch CLI mock API).", group="twitch")
+    twitch_auth_url: str = _setting("", "OAuth base URL; empty means Twitch's (`http://HOST:PORT/auth/` for the Twitch CLI mock API).", group="twitch")
+    twitch_poll_interval_s: float = _setting(60.0, "Seconds between two Helix polls (top games, live streams, new profiles).", group="twitch")
+    twitch_top_games: int = _setting(20, "How many top games each poll publishes to `twitch_games`.", group="twitch")
+    twitch_tracked_games: str = _setting("", "Comma-separated game names or ids whose live streams are polled; empty means the top streams overall.", group="twitch")
+    twitch_top_streams: int = _setting(1000, "How many live streams (by viewers) one poll fetches at most.", group="twitch")
+    twitch_profile_refresh_s: float = _setting(3600.0, "A broadcaster's profile is fetched again after this many seconds (changes are published).", group="twitch")
+    twitch_chat_channels: str = _setting("", "Comma-separated channel logins whose chat goes to `chat_messages`; empty means no chat ingestion.", group="twitch")
+    twitch_chat_token: str = _setting("", "User access token with `chat:read` for chat ingestion.", secret=True, group="twitch")
+    twitch_chat_refresh_token: str = _setting("", "Refresh token of the chat user token; lets the producer renew it when it expires.", secret=True, group="twitch")
+    twitch_chat_url: str = _setting("", "Chat websocket URL; empty means Twitch's IRC-over-websocket endpoint.", group="twitch")
+
+    # -- producers --------------------------------------------------------------------------------
+    producer_compression: str = _setting("zstd", "Kafka producer compression (`zstd`, `lz4`, `snappy`, `gzip`, `none`).", group="producers")
+    producer_linger_ms: int = _setting(20, "Kafka producer `linger.ms`: how long a batch may wait to fill.", group="producers")
+    producer_batch_size: int = _setting(262144, "Kafka producer `batch.size` in bytes.", group="producers")
+    producer_validate: bool = _setting(True, "Validate every valid event against its topic's JSON Schema before sending (rejects go to `producer_dead_letter`).", group="producers")
+    synthetic_rate: float = _setting(0.0, "Events/s cap of the synthetic source; 0 means no cap (a continuous run still follows the wall clock).", group="producers")
+    synthetic_seed: int = _setting(1, "Seed of the synthetic source: the same seed and start time give the same events.", group="producers")
+    synthetic_channels: int = _setting(3000, "Channels in the synthetic world (about a third are live at a time).", group="producers")
+    synthetic_games: int = _setting(300, "Games (categories) in the synthetic world.", group="producers")
+    heartbeat_interval_s: float = _setting(5.0, "Seconds between heartbeats of a continuous run (they advance watermarks of idle partitions).", group="producers")
+    drain_horizon_s: float = _setting(180.0, "A bounded run ends with heartbeats this many seconds past its last event time, so event-time windows downstream close.", group="producers")
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -226,6 +249,19 @@ def env_example() -> str:
         lines.append(f"# {env_name(f)}={default if type(default) is not bool else str(default).lower()}")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
+
+
+README_BEGIN, README_END = "<!-- settings:begin -->", "<!-- settings:end -->"
+
+
+def write_docs(root: Path = PROJECT_ROOT) -> None:
+    """Regenerate the README settings table (between its markers) and ``.env.example``."""
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    readme.write_text(f"{head}{README_BEGIN}\n{markdown_table()}\n{README_END}{tail}", encoding="utf-8")
+    (root / ".env.example").write_text(env_example(), encoding="utf-8")
 
 
 def to_env(settings: Settings) -> dict[str, str]:
