@@ -6,11 +6,15 @@ import sys
 import urllib.request
 from typing import Any
 
+from connectors.clickhouse import endpoint
 from twitch_pipeline.platform.component import Component, ensure_dir
 from twitch_pipeline.platform.process import ManagedProcess
+from twitch_pipeline.settings import to_env
 
 
 class ClickHouse(Component):
+    """``TWITCH_PIPELINE_CLICKHOUSE_URL`` set: an external server we only health-check; else our chDB server."""
+
     name = "clickhouse"
 
     @property
@@ -28,17 +32,20 @@ class ClickHouse(Component):
         if not self.settings.clickhouse_embedded:
             return
         data = ensure_dir(self.run_dir / "clickhouse")
-        self.processes[0].spawn([
-            sys.executable, "-m", "twitch_pipeline.clickhouse_server",
-            "--data-dir", str(data), "--host", self.settings.host, "--port", str(self.settings.clickhouse_port),
-        ])
+        # Credentials travel in the environment (as settings), never on the command line.
+        self.processes[0].spawn(
+            [sys.executable, "-m", "twitch_pipeline.clickhouse_server", "--data-dir", str(data),
+             "--host", self.settings.host, "--port", str(self.settings.clickhouse_port)],
+            env=to_env(self.settings),
+        )
 
     def dsn(self) -> str:
-        s = self.settings
-        base = s.clickhouse_http_url
-        scheme, _, rest = base.partition("://")
-        auth = s.clickhouse_user + (":***" if s.clickhouse_password else "")
-        return f"{scheme}://{auth}@{rest}/{s.clickhouse_database}"
+        return endpoint(self.settings).dsn()
+
+    def kill(self) -> None:
+        """kill -9 the server, as a crash would (tests of durability use it)."""
+        for proc in self.processes:
+            proc.kill()
 
     def health(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"healthy": False, "url": self.dsn(), "embedded": self.settings.clickhouse_embedded}
