@@ -12,11 +12,13 @@ from typing import Any
 #: Run after every component of `up` is healthy, in order: callable(settings) -> summary line.
 POST_UP_HOOKS: list[str] = [
     "connectors.migrations:apply_migrations",  # ClickHouse schema (issue 3)
+    "connectors.topics:ensure_topics",  # Kafka topics (issue 4)
 ]
 
 #: Modules exposing ``register(subparsers)`` that add CLI subcommands.
 COMMAND_MODULES: list[str] = [
     "twitch_pipeline.sql_command",  # `twitch-pipeline sql` (issue 3)
+    "producers.cli",  # `twitch-pipeline produce` (issue 4)
 ]
 
 #: Long-running connectors that `start` launches and `stop` stops: callable(settings) -> ManagedProcess spec.

@@ -1,0 +1,49 @@
+"""Heartbeats: tiny records on every partition that carry the producer's current event time.
+
+An event-time job only closes a window once the watermark of *every* partition it reads has passed
+it. A partition that receives no events (a quiet channel's key, or simply the end of a bounded run)
+would hold every window open forever; a heartbeat advances it. Consumers recognise heartbeats by the
+key ``__heartbeat__`` and drop them after the watermark has seen them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from producers.contracts import iso_ms
+
+HEARTBEAT_KEY = b"__heartbeat__"
+
+
+def heartbeat_value(event_time_ms: int) -> bytes:
+    return json.dumps({"heartbeat": True, "data_retrieved_at": iso_ms(event_time_ms)}, separators=(",", ":")).encode()
+
+
+def emit_heartbeats(producer, topics: Iterable[str], event_time: int, timeout_s: float = 10.0) -> int:
+    """Write one heartbeat at ``event_time`` (epoch ms) to every partition of each topic; returns how many.
+
+    ``producer`` is a ``confluent_kafka.Producer``; the partition is explicit, so the key's hash does not
+    decide where it lands. Delivery is reported through the producer's own delivery callback.
+    """
+    value = heartbeat_value(event_time)
+    topics = list(topics)
+    metadata = producer.list_topics(timeout=timeout_s)
+    sent = 0
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise LookupError(f"topic {topic!r} has no partitions on the broker (create it with `twitch-pipeline up`)")
+        for partition in sorted(meta.partitions):
+            _produce(producer, topic, partition, value)
+            sent += 1
+    return sent
+
+
+def _produce(producer, topic: str, partition: int, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=HEARTBEAT_KEY, partition=partition)
+            return
+        except BufferError:  # local queue full: let deliveries drain, then retry (never drop)
+            producer.poll(0.1)

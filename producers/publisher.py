@@ -1,0 +1,174 @@
+"""Everything a source hands over goes through here: contract check, fault injection, Kafka, counting.
+
+Both sources (synthetic and Twitch) publish plain event dicts; this module turns them into Kafka
+records with the topic's key, injects the requested duplicates and malformed events, and counts
+per topic what was sent and what failed delivery, so a run can be reconciled with what arrived
+downstream. Nothing is dropped silently: a delivery failure is counted (and makes the run exit
+non-zero), an event that breaks its own contract goes to ``producer_dead_letter`` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from connectors.kafka import client_config
+from connectors.topics import CHAT_MESSAGES, GAME_STREAMS, PRODUCER_DEAD_LETTER, TWITCH_GAMES, TWITCH_USERS
+from producers.contracts import encode, violations
+from producers.faults import DUPLICATE, MALFORMED, UNIQUE, FaultPlan, malformed_value
+from producers.heartbeat import HEARTBEAT_KEY, emit_heartbeats
+from twitch_pipeline.settings import Settings
+
+_LOG = logging.getLogger("producers")
+
+#: The field of each event that is its Kafka key (keeps one entity's events in order on one partition).
+KEY_FIELD = {GAME_STREAMS.name: "stream_id", TWITCH_USERS.name: "user_id", TWITCH_GAMES.name: "game_id", CHAT_MESSAGES.name: "channel"}
+EVENT_TOPICS = tuple(KEY_FIELD)
+
+# How many recent events a duplicate or malformed event may be drawn from (a retry storm replays
+# records from the last few seconds, not from last week).
+_RECENT = 512
+
+
+@dataclass
+class TopicStats:
+    sent: int = 0
+    unique: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    failed: int = 0  # delivery failed after the producer's own retries
+    rejected: int = 0  # broke its contract; sent to producer_dead_letter instead
+
+
+def producer_config(settings: Settings, on_delivery) -> dict[str, Any]:
+    return client_config(
+        settings,
+        **{
+            "enable.idempotence": True,  # retries cannot duplicate or reorder: the only duplicates are the injected ones
+            "acks": "all",
+            "compression.type": settings.producer_compression,
+            "linger.ms": settings.producer_linger_ms,
+            "batch.size": settings.producer_batch_size,
+            "queue.buffering.max.messages": 500_000,
+            "delivery.timeout.ms": 120_000,
+            "on_delivery": on_delivery,
+        },
+    )
+
+
+class Publisher:
+    """Thread-safe: the chat client publishes from its own thread while the poller runs in another."""
+
+    def __init__(self, settings: Settings, faults: FaultPlan, fault_rng: random.Random, *, validate: bool | None = None, producer=None):
+        from confluent_kafka import Producer
+
+        self.faults = faults
+        self.rng = fault_rng
+        self.validate = settings.producer_validate if validate is None else validate
+        self.stats: dict[str, TopicStats] = {t: TopicStats() for t in (*EVENT_TOPICS, PRODUCER_DEAD_LETTER.name)}
+        self.heartbeat_failures = 0
+        self.max_event_time: int | None = None
+        self.malformed_kinds: dict[str, int] = {}
+        self._recent: deque[tuple[str, bytes, bytes, dict[str, Any]]] = deque(maxlen=_RECENT)
+        self._lock = threading.Lock()
+        self.producer = producer or Producer(producer_config(settings, self._delivered))
+
+    # -- sending ------------------------------------------------------------------------------------
+    def publish(self, topic: str, event: dict[str, Any], event_time_ms: int) -> bool:
+        """Send ``event`` (preceded by any faults its slot draws). False once a bounded run is complete."""
+        with self._lock:
+            while not self.faults.exhausted:
+                kind = self.faults.next(can_fault=bool(self._recent))
+                if kind == UNIQUE:
+                    self._send_valid(topic, event, event_time_ms)
+                    return True
+                self._send_fault(kind)
+            return False
+
+    @property
+    def done(self) -> bool:
+        return self.faults.exhausted
+
+    def _send_valid(self, topic: str, event: dict[str, Any], event_time_ms: int) -> None:
+        key = str(event.get(KEY_FIELD[topic], "")).encode()
+        if self.validate:
+            errors = violations(topic, event)
+            if errors:
+                self._reject(topic, key, event, errors)
+                return
+        value = encode(event)
+        self._produce(topic, key, value)
+        stats = self.stats[topic]
+        stats.sent += 1
+        stats.unique += 1
+        self._recent.append((topic, key, value, event))
+        if self.max_event_time is None or event_time_ms > self.max_event_time:
+            self.max_event_time = event_time_ms
+
+    def _send_fault(self, kind: str) -> None:
+        topic, key, value, event = self._recent[self.rng.randrange(len(self._recent))]
+        stats = self.stats[topic]
+        if kind == DUPLICATE:
+            self._produce(topic, key, value)  # byte-identical: same event_id / message_id
+            stats.duplicates += 1
+        else:
+            assert kind == MALFORMED
+            breakage, broken = malformed_value(self.rng, topic, event)
+            self._produce(topic, key, broken)
+            stats.malformed += 1
+            self.malformed_kinds[breakage] = self.malformed_kinds.get(breakage, 0) + 1
+        stats.sent += 1
+
+    def _reject(self, topic: str, key: bytes, event: dict[str, Any], errors: list[str]) -> None:
+        _LOG.warning("event for %s breaks its contract (%s); sent to %s", topic, "; ".join(errors[:3]), PRODUCER_DEAD_LETTER.name)
+        record = {"topic": topic, "key": key.decode(errors="replace"), "errors": errors, "event": event}
+        self._produce(PRODUCER_DEAD_LETTER.name, topic.encode(), encode(record))
+        self.stats[topic].rejected += 1
+        self.stats[PRODUCER_DEAD_LETTER.name].sent += 1
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key)
+                return
+            except BufferError:  # local queue full: serve delivery reports until there is room
+                self.producer.poll(0.05)
+
+    def heartbeats(self, event_time_ms: int, topics=EVENT_TOPICS) -> int:
+        with self._lock:
+            return emit_heartbeats(self.producer, topics, event_time_ms)
+
+    # -- delivery -----------------------------------------------------------------------------------
+    def _delivered(self, err, msg) -> None:
+        if err is None:
+            return
+        if msg.key() == HEARTBEAT_KEY:
+            self.heartbeat_failures += 1
+            return
+        self.stats.setdefault(msg.topic(), TopicStats()).failed += 1
+        _LOG.error("delivery to %s failed: %s", msg.topic(), err.str())
+
+    def poll(self) -> None:
+        self.producer.poll(0)
+
+    def flush(self, timeout_s: float = 60.0) -> int:
+        """Wait for every outstanding delivery report; returns how many are still undelivered."""
+        left = self.producer.flush(timeout_s)
+        if left:
+            _LOG.error("%d records still undelivered after %.0fs", left, timeout_s)
+        return left
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def totals(self) -> TopicStats:
+        total = TopicStats()
+        for stats in self.stats.values():
+            for field, value in asdict(stats).items():
+                setattr(total, field, getattr(total, field) + value)
+        return total
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {topic: asdict(stats) for topic, stats in self.stats.items() if topic in EVENT_TOPICS or stats.sent}

@@ -1,0 +1,229 @@
+"""Running a source into Kafka: pacing, heartbeats, live progress, and the final per-topic summary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from producers.contracts import iso_ms
+from producers.faults import FaultPlan
+from producers.publisher import EVENT_TOPICS, Publisher
+from twitch_pipeline.settings import Settings
+
+SYNTHETIC, TWITCH = "synthetic", "twitch"
+
+_LOG = logging.getLogger("producers")
+
+
+@dataclass
+class RunOptions:
+    source: str = SYNTHETIC
+    rate: float = 0.0  # events/s cap; 0 = none
+    events: int | None = None  # bounded run: exactly this many events (unique + duplicates + malformed)
+    duplicates: float = 0.0
+    malformed: float = 0.0
+    seed: int = 1
+    start_ms: int | None = None  # simulated start; None = now
+    validate: bool | None = None  # None = the producer_validate setting
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, dict[str, int]]
+    undelivered: int
+    heartbeat_failures: int
+    elapsed_s: float
+    max_event_time_ms: int | None
+    malformed_kinds: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return self.undelivered == 0 and not any(s["failed"] for s in self.summary.values())
+
+    @property
+    def sent(self) -> int:
+        return sum(s["sent"] for topic, s in self.summary.items() if topic in EVENT_TOPICS)
+
+
+class Pacer:
+    """Keeps the send rate at or below ``rate`` events/s (sleeps only when ahead by a few ms)."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.started = time.monotonic()
+        self.count = 0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        self.count += 1
+        ahead = self.started + self.count * self.interval - time.monotonic()
+        if ahead > 0.005:
+            time.sleep(ahead)
+
+
+class Progress:
+    """One status line (rewritten in place on a terminal, every 10 s otherwise)."""
+
+    def __init__(self, publisher: Publisher, source: str, out: TextIO | None):
+        self.publisher, self.source, self.out = publisher, source, out
+        self.tty = bool(out is not None and out.isatty())
+        self.every = 1.0 if self.tty else 10.0
+        self.started = self.last = time.monotonic()
+        self.last_sent = 0
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.out is None or (not force and now - self.last < self.every):
+            return
+        stats = [self.publisher.stats[t] for t in EVENT_TOPICS]
+        sent = sum(s.sent for s in stats)
+        rate = (sent - self.last_sent) / max(now - self.last, 1e-9)
+        self.last, self.last_sent = now, sent
+        event_time = self.publisher.max_event_time
+        line = (f"{self.source}: {sent:,} sent  {rate:,.0f} ev/s  dup {sum(s.duplicates for s in stats):,}  "
+                f"malformed {sum(s.malformed for s in stats):,}  rejected {sum(s.rejected for s in stats):,}  "
+                f"failed {sum(s.failed for s in stats):,}  event time {iso_ms(event_time) if event_time else '-'}")
+        self.out.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.tick(force=True)
+        if self.tty and self.out is not None:
+            self.out.write("\n")
+
+
+def make_publisher(settings: Settings, opts: RunOptions, producer=None) -> Publisher:
+    fault_rng = random.Random(f"faults:{opts.seed}")  # its own stream: faults never change the world's events
+    return Publisher(settings, FaultPlan(fault_rng, opts.events, opts.duplicates, opts.malformed), fault_rng,
+                     validate=opts.validate, producer=producer)
+
+
+def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, stop: threading.Event | None = None,
+        producer=None) -> RunResult:
+    stop = stop or threading.Event()
+    publisher = make_publisher(settings, opts, producer)
+    progress = Progress(publisher, opts.source, out)
+    began = time.monotonic()
+    try:
+        if opts.source == SYNTHETIC:
+            _run_synthetic(settings, opts, publisher, progress, stop)
+        elif opts.source == TWITCH:
+            asyncio.run(_run_twitch(settings, opts, publisher, progress, stop))
+        else:
+            raise ValueError(f"unknown source {opts.source!r}: use {SYNTHETIC} or {TWITCH}")
+        if opts.events is not None and publisher.max_event_time is not None:
+            # close every event-time window downstream: nothing older than this will follow
+            publisher.heartbeats(publisher.max_event_time + int(settings.drain_horizon_s * 1000))
+    finally:
+        undelivered = publisher.flush()
+        progress.close()
+    return RunResult(publisher.summary(), undelivered, publisher.heartbeat_failures, time.monotonic() - began,
+                     publisher.max_event_time, dict(publisher.malformed_kinds))
+
+
+def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event) -> None:
+    from producers.synthetic import World
+
+    start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
+    world = World(opts.seed, start_ms, channels=settings.synthetic_channels, games=settings.synthetic_games,
+                  poll_interval_s=settings.twitch_poll_interval_s)
+    realtime = opts.events is None  # a continuous run follows the wall clock; a bounded one runs flat out
+    wall_start = time.monotonic()
+    pacer = Pacer(opts.rate)
+    heartbeat_every = settings.heartbeat_interval_s
+    next_heartbeat = time.monotonic() + heartbeat_every
+    for n, (topic, event, event_ms) in enumerate(world.events()):
+        if realtime:
+            while not stop.is_set():
+                sim_now = start_ms + int((time.monotonic() - wall_start) * 1000)
+                if sim_now >= event_ms:
+                    break
+                if time.monotonic() >= next_heartbeat:
+                    publisher.heartbeats(sim_now)
+                    next_heartbeat = time.monotonic() + heartbeat_every
+                publisher.poll()
+                progress.tick()
+                time.sleep(min((event_ms - sim_now) / 1000, 0.2))
+        if stop.is_set():
+            return
+        pacer.wait()
+        if not publisher.publish(topic, event, event_ms):
+            return
+        if n % 512 == 0:
+            publisher.poll()
+            progress.tick()
+            if time.monotonic() >= next_heartbeat:
+                publisher.heartbeats(event_ms)  # the next event is at or after this time
+                next_heartbeat = time.monotonic() + heartbeat_every
+
+
+async def _run_twitch(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event) -> None:
+    from producers.chat import ChatIngestor, channel_list
+    from producers.helix import HelixPoller, connect_helix
+
+    done = asyncio.Event()
+    twitch = await connect_helix(settings)
+    poller = HelixPoller(twitch, publisher, settings)
+    chat = ChatIngestor(settings, publisher) if channel_list(settings) else None
+    tasks = [asyncio.create_task(_poll_loop(settings, poller, done))]
+    if chat is not None:
+        tasks.append(asyncio.create_task(chat.run(done)))
+    try:
+        next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+        while not done.is_set():
+            if stop.is_set() or publisher.done or (chat is not None and chat.stopped_by_budget.is_set()):
+                done.set()
+                break
+            if any(t.done() for t in tasks):
+                break
+            publisher.poll()
+            progress.tick()
+            if time.monotonic() >= next_heartbeat:
+                now_ms = int(time.time() * 1000)
+                publisher.heartbeats(min(now_ms, poller.polling_since_ms or now_ms) - 1000)
+                next_heartbeat = time.monotonic() + settings.heartbeat_interval_s
+            await asyncio.sleep(0.2)
+    finally:
+        done.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await twitch.close()
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    if errors:
+        raise errors[0]
+
+
+async def _poll_loop(settings: Settings, poller, done: asyncio.Event) -> None:
+    from twitchAPI.type import TwitchBackendException
+
+    while not done.is_set():
+        began = time.monotonic()
+        try:
+            result = await poller.poll_once()
+        except TwitchBackendException as err:  # Twitch had a bad minute: skip this poll, keep the next
+            _LOG.warning("poll skipped: %s", err)
+            result = None
+        if result is not None and not result.complete:
+            done.set()
+            return
+        try:
+            await asyncio.wait_for(done.wait(), timeout=max(0.0, settings.twitch_poll_interval_s - (time.monotonic() - began)))
+        except asyncio.TimeoutError:
+            pass
+
+
+def summary_table(result: RunResult) -> str:
+    header = f"{'topic':<22}{'sent':>10}{'unique':>10}{'dups':>8}{'malformed':>11}{'rejected':>10}{'failed':>8}"
+    rows = [header]
+    for topic, s in result.summary.items():
+        rows.append(f"{topic:<22}{s['sent']:>10,}{s['unique']:>10,}{s['duplicates']:>8,}{s['malformed']:>11,}{s['rejected']:>10,}{s['failed']:>8,}")
+    rate = result.sent / result.elapsed_s if result.elapsed_s else 0.0
+    rows.append(f"{result.sent:,} events in {result.elapsed_s:.1f}s ({rate:,.0f} ev/s)"
+                + (f"; {result.undelivered} still undelivered at exit" if result.undelivered else ""))
+    return "\n".join(rows)
