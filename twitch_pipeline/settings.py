@@ -100,6 +100,14 @@ class Settings:
     heartbeat_interval_s: float = _setting(5.0, "Seconds between heartbeats of a continuous run (they advance watermarks of idle partitions).", group="producers")
     drain_horizon_s: float = _setting(180.0, "A bounded run ends with heartbeats this many seconds past its last event time, so event-time windows downstream close.", group="producers")
 
+    # -- ClickHouse sink -------------------------------------------------------------------------
+    sink_topics: str = _setting("", "Comma-separated Flink output topics the ClickHouse sink loads; empty means every mapped topic.", group="sink")
+    sink_group: str = _setting("twitch-pipeline-clickhouse-sink", "Kafka consumer group of the ClickHouse sink.", group="sink")
+    sink_batch_rows: int = _setting(50000, "A partition's batch is inserted once it holds this many records.", group="sink")
+    sink_batch_max_wait_s: float = _setting(1.0, "A partition's batch is also inserted once its oldest record has waited this many seconds (bounds freshness at low traffic).", group="sink")
+    sink_poll_timeout_s: float = _setting(0.2, "Seconds one Kafka poll of the sink waits for records.", group="sink")
+    sink_dead_letter_topic: str = _setting("dead_letter", "Topic receiving records that do not fit their ClickHouse table, with the reason.", group="sink")
+
     # -- derived paths ----------------------------------------------------------------------------
     @property
     def run_path(self) -> Path:
