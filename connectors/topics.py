@@ -66,7 +66,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str:
     from confluent_kafka.admin import NewTopic
 
     from connectors.kafka import admin_client
-    from twitch_pipeline.platform.process import PlatformError
+    from twitch_pipeline.platform.process import PlatformError, wait_until
 
     admin = admin_client(settings)
     try:
@@ -85,7 +85,25 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str:
             except KafkaException as err:
                 if err.args[0].code() != _topic_already_exists():  # created meanwhile by someone else: fine
                     raise PlatformError(f"cannot create Kafka topic {name}: {err.args[0].str()}") from None
+        wait_until(lambda: _have_leaders(admin, [t.name for t in missing]), timeout_s, "leaders for the new Kafka topics")
     return f"topics      {len(missing)} created, {len(ALL_TOPICS) - len(missing)} already there"
+
+
+def _have_leaders(admin, names: list[str]) -> bool:
+    """Created is not yet usable: a client that comes right after `up` needs every partition served.
+
+    Metadata names a leader before the broker has loaded the partition; asking the leader for an
+    offset is what proves it is ready.
+    """
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    topics = admin.list_topics(timeout=5).topics
+    wanted = [TopicPartition(n, p) for n in names for p in (topics[n].partitions if n in topics else {})]
+    if len(wanted) < len(names):
+        return False
+    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted}, request_timeout=5)
+    return all(f.result(timeout=5) is not None for f in futures.values())
 
 
 def _topic_already_exists() -> int:

