@@ -63,7 +63,8 @@ def producer_config(settings: Settings, on_delivery) -> dict[str, Any]:
 class Publisher:
     """Thread-safe: the chat client publishes from its own thread while the poller runs in another."""
 
-    def __init__(self, settings: Settings, faults: FaultPlan, fault_rng: random.Random, *, validate: bool | None = None, producer=None):
+    def __init__(self, settings: Settings, faults: FaultPlan, fault_rng: random.Random, *, validate: bool | None = None,
+                 producer_factory=None):
         from confluent_kafka import Producer
 
         self.faults = faults
@@ -75,7 +76,7 @@ class Publisher:
         self.malformed_kinds: dict[str, int] = {}
         self._recent: deque[tuple[str, bytes, bytes, dict[str, Any]]] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
-        self.producer = producer or Producer(producer_config(settings, self._delivered))
+        self.producer = (producer_factory or Producer)(producer_config(settings, self._delivered))
 
     # -- sending ------------------------------------------------------------------------------------
     def publish(self, topic: str, event: dict[str, Any], event_time_ms: int) -> bool:

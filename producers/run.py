@@ -99,16 +99,17 @@ class Progress:
             self.out.write("\n")
 
 
-def make_publisher(settings: Settings, opts: RunOptions, producer=None) -> Publisher:
+def make_publisher(settings: Settings, opts: RunOptions, producer_factory=None) -> Publisher:
     fault_rng = random.Random(f"faults:{opts.seed}")  # its own stream: faults never change the world's events
     return Publisher(settings, FaultPlan(fault_rng, opts.events, opts.duplicates, opts.malformed), fault_rng,
-                     validate=opts.validate, producer=producer)
+                     validate=opts.validate, producer_factory=producer_factory)
 
 
 def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, stop: threading.Event | None = None,
-        producer=None) -> RunResult:
+        producer_factory=None) -> RunResult:
+    """Run one source into Kafka until interrupted or, with ``opts.events``, until exactly that many were sent."""
     stop = stop or threading.Event()
-    publisher = make_publisher(settings, opts, producer)
+    publisher = make_publisher(settings, opts, producer_factory)
     progress = Progress(publisher, opts.source, out)
     began = time.monotonic()
     try:
