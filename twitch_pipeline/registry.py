@@ -19,10 +19,13 @@ POST_UP_HOOKS: list[str] = [
 COMMAND_MODULES: list[str] = [
     "twitch_pipeline.sql_command",  # `twitch-pipeline sql` (issue 3)
     "producers.cli",  # `twitch-pipeline produce` (issue 4)
+    "connectors.sink.cli",  # `twitch-pipeline sink` (issue 6)
 ]
 
 #: Long-running connectors that `start` launches and `stop` stops: callable(settings) -> ManagedProcess spec.
-SERVICES: list[str] = []
+SERVICES: list[str] = [
+    "connectors.sink.cli:service",  # exactly-once Kafka → ClickHouse sink (issue 6)
+]
 
 
 def resolve(ref: str) -> Any:

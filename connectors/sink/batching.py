@@ -85,6 +85,10 @@ class Batcher:
         buf.records.append(record)
         buf.next_offset = record.offset + 1
 
+    def buffered(self, tp: TopicPartition) -> int:
+        buf = self._buffers.get(tp)
+        return 0 if buf is None else len(buf.records)
+
     def ready(self, flush_all: bool = False) -> list[Batch]:
         """At most one batch per partition (a partition's state holds one in-flight range at a time)."""
         now = self.clock()

@@ -88,8 +88,9 @@ class MemorySource:
         self.fault("source.commit")
         self.log.committed.update(offsets)
 
-    def high_watermark(self, tp: TopicPartition) -> int | None:
-        return self.log.end[tp]
+    def unread(self, tp: TopicPartition) -> int | None:
+        position = self.positions.get(tp)
+        return None if position is None else sum(1 for r in self.log.records[tp] if r.offset >= position)
 
     def close(self) -> None:
         pass

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from connectors.sink.batching import Batch, Batcher, TopicPartition
@@ -50,7 +50,6 @@ class Totals:
     rows: int = 0
     dead_letters: int = 0
     batches: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class Loader:
@@ -87,11 +86,16 @@ class Loader:
             self.converters[m.topic] = RowConverter(m.table, self.inserter.columns(m.table), m.event_time)
         self.source.subscribe(list(self.mappings), self._on_assign, self._on_revoke)
 
-    def run(self, stop: threading.Event) -> None:
-        self.start()
+    def run(self, stop: threading.Event, log_every_s: float = 30.0) -> None:
+        """Loop until ``stop`` is set (call :meth:`start` first); closes the source either way."""
         try:
+            logged, logged_rows = self.clock(), 0
             while not stop.is_set():
                 self.step()
+                if self.clock() - logged >= log_every_s:
+                    rate = (self.totals.rows - logged_rows) / (self.clock() - logged)
+                    _LOG.info("loaded %d rows in %d batches (%.0f rows/s now), %d dead letters", self.totals.rows, self.totals.batches, rate, self.totals.dead_letters)
+                    logged, logged_rows = self.clock(), self.totals.rows
             self.flush(self.batcher.ready(flush_all=True))  # a clean stop leaves nothing buffered
         finally:
             self.source.close()
@@ -190,7 +194,7 @@ class Loader:
         if p.rows and conv.event_time_index is not None:
             ticks = [row[conv.event_time_index] for row in p.rows if row[conv.event_time_index] is not None]
             newest = max(ticks) / conv.event_ticks_per_second if ticks else None
-        high = self.source.high_watermark((b.topic, b.partition))
+        unread = self.source.unread((b.topic, b.partition))
         return BatchReport(
             table=p.mapping.table,
             topic=b.topic,
@@ -202,7 +206,7 @@ class Loader:
             committed_at=visible_at,
             batch_latency_ms=(done - b.opened_at) * 1000,
             insert_ms=p.insert_ms,
-            lag=max(high - b.last - 1, 0) if high is not None else -1,
+            lag=unread + self.batcher.buffered((b.topic, b.partition)) if unread is not None else -1,
             max_event_time=newest,
             freshness_s=visible_at - newest if newest is not None else None,
             kafka_delay_ms=max(visible_at * 1000 - min(r.timestamp_ms for r in b.records), 0.0),

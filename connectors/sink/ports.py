@@ -63,7 +63,7 @@ class BatchReport:
     committed_at: float  # wall clock, seconds
     batch_latency_ms: float  # first record buffered → committed
     insert_ms: float
-    lag: int  # records behind the partition's high watermark after this batch (-1: unknown)
+    lag: int  # records of the partition not loaded yet after this batch (-1: unknown)
     max_event_time: float | None  # newest event time in the batch, seconds
     freshness_s: float | None  # visible in ClickHouse − newest event time
     kafka_delay_ms: float  # visible in ClickHouse − oldest Kafka record timestamp of the batch
@@ -77,7 +77,8 @@ class Source(Protocol):
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Advisory (lag tooling): the state table, not this, decides where a restart resumes."""
 
-    def high_watermark(self, tp: TopicPartition) -> int | None: ...
+    def unread(self, tp: TopicPartition) -> int | None:
+        """Offsets between the consumer's position and the partition's end (None: unknown yet)."""
 
     def close(self) -> None: ...
 

@@ -1,0 +1,125 @@
+"""The Kafka ends of the sink: a read_committed consumer that resumes where the state table says, and
+the dead-letter producer."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import datetime, timezone
+from typing import Sequence
+
+import orjson
+
+from connectors.kafka import client_config
+from connectors.sink.batching import SourceRecord, TopicPartition
+from connectors.sink.ports import DeadLetter, OnAssign, OnRevoke
+from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.settings import Settings
+
+_LOG = logging.getLogger("twitch_pipeline.sink")
+DELIVERY_TIMEOUT_S = 60.0
+
+
+class KafkaSource:
+    """Consumer-group member; offsets are never committed automatically (the loader commits after each batch)."""
+
+    def __init__(self, settings: Settings):
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer(client_config(settings, **{
+            "group.id": settings.sink_group,
+            # Static membership: a sink restarted after a crash rejoins as the same member and gets its
+            # partitions back at once, instead of waiting for the dead member's session to time out.
+            "group.instance.id": settings.sink_instance_id or f"{settings.sink_group}-{socket.gethostname()}",
+            "isolation.level": "read_committed",  # only what Flink's checkpoints committed
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",  # a partition the sink never loaded is loaded from its start
+        }))
+
+    def subscribe(self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke) -> None:
+        def assigned(consumer, partitions) -> None:
+            positions = on_assign([(p.topic, p.partition) for p in partitions])
+            for p in partitions:
+                position = positions.get((p.topic, p.partition))
+                if position is not None:
+                    p.offset = position
+            consumer.assign(partitions)
+
+        def revoked(consumer, partitions) -> None:
+            on_revoke([(p.topic, p.partition) for p in partitions])
+
+        self.consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[SourceRecord]:
+        from confluent_kafka import KafkaException
+
+        out = []
+        for msg in self.consumer.consume(num_messages=max_records, timeout=timeout_s):
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                _LOG.warning("kafka: %s", err.str())  # transient: librdkafka retries by itself
+                continue
+            out.append(SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.timestamp()[1]))
+        return out
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        from confluent_kafka import TopicPartition as KafkaPartition
+
+        self.consumer.commit(offsets=[KafkaPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True)
+
+    def unread(self, tp: TopicPartition) -> int | None:
+        from confluent_kafka import TopicPartition as KafkaPartition
+
+        partition = KafkaPartition(*tp)
+        _, high = self.consumer.get_watermark_offsets(partition, cached=True)  # read_committed: the last stable offset
+        position = self.consumer.position([partition])[0].offset  # moves past transaction markers
+        return max(high - position, 0) if high >= 0 and position >= 0 else None
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class KafkaDeadLetters:
+    """Sends rejects keyed by their source topic; a value carries the reason and the source coordinates."""
+
+    def __init__(self, settings: Settings):
+        from confluent_kafka import Producer
+
+        self.topic = settings.sink_dead_letter_topic
+        self.producer = Producer(client_config(settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 20}))
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        failures = []
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        detected_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for letter in letters:
+            value = orjson.dumps({
+                "source": "clickhouse_sink",
+                "topic": letter.topic,
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "table": letter.table,
+                "reason": letter.reason,
+                "value": None if letter.value is None else letter.value.decode("utf-8", errors="replace"),
+                "detected_at": detected_at,
+            })
+            self._produce(letter.topic.encode(), value, delivered)
+        left = self.producer.flush(DELIVERY_TIMEOUT_S)
+        if left or failures:
+            raise PlatformError(f"could not deliver {left + len(failures)} dead letters to {self.topic}: {'; '.join(failures[:3]) or 'timed out'}")
+        _LOG.warning("%d records did not fit their table; sent to %s (first: %s)", len(letters), self.topic, letters[0].reason)
+
+    def _produce(self, key: bytes, value: bytes, delivered) -> None:
+        while True:
+            try:
+                self.producer.produce(self.topic, value, key, on_delivery=delivered)
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self.producer.poll(0.5)
