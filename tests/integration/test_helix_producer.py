@@ -1,0 +1,245 @@
+"""The Helix poller end to end: a Helix API on localhost -> twitchAPI -> real Kafka.
+
+Two Helix servers: the official Twitch CLI mock API (`mock-api generate` + `mock-api start`, installed
+by `make twitch-cli`; skipped when the binary is absent) and a small local one that pages like Helix
+(including a stream repeated across pages) and enforces a point bucket with `Ratelimit-*` headers.
+A fault-injecting proxy in front of either answers chosen requests with 429, 503 or 401 (and then
+revokes the token it refused), which neither server can do on demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, web
+
+from producers.contracts import violations
+from producers.heartbeat import HEARTBEAT_KEY
+from producers.run import RunOptions, run
+from tests.integration.test_produce_cli import ServerThread, end_offsets, kafka, read_since  # noqa: F401 - fixture
+from twitch_pipeline.platform.process import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+TWITCH_CLI = Path(os.environ.get("TWITCH_CLI", Path(__file__).resolve().parents[2] / ".cache" / "go-bin" / "twitch-cli"))
+STREAMS, GAMES = 250, 30
+
+
+class LocalHelix:
+    """Just enough of Helix: client-credentials tokens, top games, games, streams, users; a point bucket."""
+
+    def __init__(self, bucket: int = 6, window_s: float = 1.0):
+        self.client_id, self.client_secret = "local-client", "local-secret"
+        self.tokens: set[str] = set()
+        self.bucket, self.window_s = bucket, window_s
+        self.remaining, self.reset_at = bucket, 0.0
+        self.organic_429 = 0
+        self.games = [{"id": str(1000 + i), "name": f"Game {i}", "box_art_url": f"https://example.invalid/{i}-{{width}}x{{height}}.jpg",
+                       "igdb_id": str(i) if i % 3 else ""} for i in range(GAMES)]
+        self.users = [{"id": str(5000 + i), "login": f"streamer{i}", "display_name": f"Streamer{i}", "type": "",
+                       "broadcaster_type": ("partner", "affiliate", "")[i % 3], "description": f"bio {i}",
+                       "profile_image_url": "", "offline_image_url": "", "view_count": 0,
+                       "created_at": "2019-05-04T10:00:00Z"} for i in range(STREAMS)]
+        self.streams = [{"id": str(90000 + i), "user_id": u["id"], "user_login": u["login"], "user_name": u["display_name"],
+                         "game_id": self.games[i % GAMES]["id"], "game_name": self.games[i % GAMES]["name"], "type": "live",
+                         "title": f"stream {i}", "viewer_count": 100000 // (i + 1), "started_at": "2026-11-21T09:00:00Z",
+                         "language": "en", "thumbnail_url": "", "tag_ids": [], "tags": ["English"], "is_mature": i % 7 == 0}
+                        for i, u in enumerate(self.users)]
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth_and_bucket])
+        app.router.add_post("/auth/token", self._token)
+        app.router.add_get("/mock/games/top", partial(self._page, items=self.games[:20]))
+        app.router.add_get("/mock/games", partial(self._by_id, items=self.games))
+        app.router.add_get("/mock/users", partial(self._by_id, items=self.users))
+        app.router.add_get("/mock/streams", partial(self._page, items=self.streams, overlap=True))
+        return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if (q.get("client_id"), q.get("client_secret"), q.get("grant_type")) != (self.client_id, self.client_secret, "client_credentials"):
+            return web.json_response({"status": 403, "message": "invalid client secret"}, status=403)
+        token = uuid.uuid4().hex
+        self.tokens.add(token)
+        return web.json_response({"access_token": token, "refresh_token": "", "expires_in": 86399, "scope": [], "token_type": "bearer"})
+
+    @web.middleware
+    async def _auth_and_bucket(self, request: web.Request, handler):
+        if not request.path.startswith("/mock/"):
+            return await handler(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in self.tokens or request.headers.get("Client-Id") != self.client_id:
+            return web.json_response({"error": "Unauthorized", "status": 401, "message": "Invalid OAuth token"}, status=401)
+        now = time.time()
+        if now >= self.reset_at:
+            self.remaining, self.reset_at = self.bucket, math.ceil(now + self.window_s)
+        headers = {"Ratelimit-Limit": str(self.bucket), "Ratelimit-Reset": str(int(self.reset_at))}
+        if self.remaining == 0:
+            self.organic_429 += 1
+            return web.json_response({"status": 429, "message": "Too Many Requests"}, status=429, headers={**headers, "Ratelimit-Remaining": "0"})
+        self.remaining -= 1
+        response = await handler(request)
+        response.headers.update({**headers, "Ratelimit-Remaining": str(self.remaining)})
+        return response
+
+    @staticmethod
+    async def _page(request: web.Request, items: list[dict], overlap: bool = False) -> web.Response:
+        first = int(request.query.get("first", 20))
+        start = json.loads(base64.b64decode(request.query["after"])) if request.query.get("after") else 0
+        page = items[start : start + first]
+        if overlap and start:  # ranks moved between two requests: the previous page's last stream shows up again
+            page = [items[start - 1]] + page
+        body = {"data": page, "pagination": {}}
+        if start + first < len(items):
+            body["pagination"]["cursor"] = base64.b64encode(json.dumps(start + first).encode()).decode()
+        return web.json_response(body)
+
+    @staticmethod
+    async def _by_id(request: web.Request, items: list[dict]) -> web.Response:
+        ids, names = request.query.getall("id", []), request.query.getall("name", [])
+        return web.json_response({"data": [i for i in items if i["id"] in ids or i.get("name") in names]})
+
+
+class FaultProxy:
+    """Forwards to a Helix server; answers the n-th request to a path with an injected status instead."""
+
+    def __init__(self, upstream: str, faults: dict[tuple[str, int], int]):
+        self.upstream = upstream.rstrip("/")
+        self.faults = dict(faults)
+        self.calls: dict[str, int] = {}
+        self.injected: list[tuple[str, int]] = []
+        self.revoked: set[str] = set()
+        self.token_requests = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        return app
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        path = request.path
+        if path.startswith("/auth/"):
+            self.token_requests += 1
+        else:
+            token = request.headers.get("Authorization", "")
+            if token in self.revoked:
+                return web.json_response({"status": 401, "message": "Invalid OAuth token"}, status=401)
+            self.calls[path] = self.calls.get(path, 0) + 1
+            status = self.faults.pop((path, self.calls[path]), None)
+            if status is not None:
+                self.injected.append((path, status))
+                if status == 401:
+                    self.revoked.add(token)
+                headers = {"Ratelimit-Limit": "800", "Ratelimit-Remaining": "0", "Ratelimit-Reset": str(int(time.time()) + 1)} if status == 429 else {}
+                return web.json_response({"status": status, "message": "injected"}, status=status, headers=headers)
+        async with ClientSession() as session:
+            async with session.request(request.method, self.upstream + request.path_qs, headers={
+                k: v for k, v in request.headers.items() if k.lower() in ("authorization", "client-id")}) as up:
+                body = await up.read()
+                headers = {k: v for k, v in up.headers.items() if k.lower().startswith("ratelimit") or k.lower() == "content-type"}
+                return web.Response(body=body, status=up.status, headers=headers)
+
+
+FAULTS = {("/mock/streams", 2): 429, ("/mock/users", 1): 503, ("/mock/games/top", 2): 401, ("/mock/streams", 4): 500}
+
+
+def helix_settings(kafka, proxy: ServerThread, client_id: str, client_secret: str, **overrides):
+    return dataclasses.replace(kafka, twitch_client_id=client_id, twitch_client_secret=client_secret,
+                               twitch_api_url=proxy.url("/mock/"), twitch_auth_url=proxy.url("/auth/"),
+                               twitch_poll_interval_s=0.5, heartbeat_interval_s=0.5, twitch_top_games=20, **overrides)
+
+
+def test_poller_against_local_helix(kafka):
+    helix = LocalHelix()
+    upstream = ServerThread(helix.app())
+    proxy_app = FaultProxy(upstream.url(), FAULTS)
+    proxy = ServerThread(proxy_app.app())
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        before = end_offsets(kafka)
+        # first poll: 30 games (20 top + 10 referenced), 250 profiles, 250 snapshots; second poll: 250 snapshots
+        result = run(settings, RunOptions(source="twitch", events=GAMES + 2 * STREAMS + STREAMS), out=None)
+        records = [m for m in read_since(kafka, before) if m.key() != HEARTBEAT_KEY]
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+    assert result.ok and result.sent == GAMES + 3 * STREAMS
+    assert {k: v["unique"] for k, v in result.summary.items() if v["unique"]} == {"twitch_games": GAMES, "twitch_users": STREAMS, "game_streams": 2 * STREAMS}
+    by_topic: dict[str, list] = {}
+    for msg in records:
+        event = json.loads(msg.value())
+        assert not violations(msg.topic(), event)
+        by_topic.setdefault(msg.topic(), []).append((msg, event))
+    snapshots = [e for _, e in by_topic["game_streams"]]
+    polls = sorted({e["data_retrieved_at"] for e in snapshots})
+    assert len(polls) == 2
+    for poll in polls:  # every stream exactly once per poll, although Helix repeated some across pages
+        assert sorted(e["stream_id"] for e in snapshots if e["data_retrieved_at"] == poll) == sorted(s["id"] for s in helix.streams)
+    assert len({e["event_id"] for e in snapshots}) == 2 * STREAMS
+    first = {e["stream_id"]: e for e in snapshots if e["data_retrieved_at"] == polls[0]}["90000"]
+    assert (first["viewer_count"], first["started_at"], first["is_mature"], first["tags"]) == (100000, "2026-11-21T09:00:00.000Z", True, ["English"])
+    # profiles and games were in Kafka before the first snapshot that needs them
+    first_snapshot = min(m.timestamp()[1] for m, _ in by_topic["game_streams"])
+    assert max(m.timestamp()[1] for m, _ in by_topic["twitch_users"] + by_topic["twitch_games"]) <= first_snapshot
+    # the injected faults were met and survived: 429 waited out, 5xx retried, 401 -> fresh token
+    assert sorted(proxy_app.injected) == sorted((p, s) for (p, _), s in FAULTS.items())
+    assert proxy_app.token_requests == 2
+    # pacing by the Ratelimit headers: many more calls than one bucket, yet Helix never had to refuse one
+    assert sum(proxy_app.calls.values()) > 2 * helix.bucket and helix.organic_429 == 0
+
+
+@pytest.mark.skipif(not TWITCH_CLI.is_file(), reason=f"Twitch CLI not installed at {TWITCH_CLI} (`make twitch-cli`)")
+def test_poller_against_twitch_cli_mock_api(kafka, tmp_path):
+    port = free_port()
+    env = {**os.environ, "HOME": str(tmp_path)}  # the mock's database lives under $HOME
+    subprocess.run([str(TWITCH_CLI), "mock-api", "generate", "-c", "25"], env=env, check=True, capture_output=True, timeout=120)
+    server = subprocess.Popen([str(TWITCH_CLI), "mock-api", "start", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proxy = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _get_json(f"{base}/units/clients") is not None, 30, "the Twitch CLI mock API")
+        client = _units(base, "clients")[0]
+        streams = _units(base, "streams")
+        proxy_app = FaultProxy(base, {("/mock/streams", 2): 429, ("/mock/users", 1): 503, ("/mock/games/top", 2): 401})
+        proxy = ServerThread(proxy_app.app())
+        settings = helix_settings(kafka, proxy, client["ID"], client["Secret"])
+        before = end_offsets(kafka)
+        result = run(settings, RunOptions(source="twitch", events=3 * len(streams) + 10), out=None)
+        records = [m for m in read_since(kafka, before) if m.key() != HEARTBEAT_KEY]
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        server.terminate()
+        server.wait(10)
+    assert result.ok
+    snapshots = [json.loads(m.value()) for m in records if m.topic() == "game_streams"]
+    assert snapshots and all(not violations("game_streams", e) for e in snapshots)
+    assert {e["stream_id"] for e in snapshots} == {s["id"] for s in streams}
+    assert proxy_app.token_requests >= 2 and len(proxy_app.injected) == 3
+
+
+def _units(base: str, kind: str) -> list[dict]:
+    body = _get_json(f"{base}/units/{kind}")
+    return body.get("data") or body.get("Data") or []
+
+
+def _get_json(url: str):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
