@@ -57,8 +57,10 @@ def endpoint(settings: Settings) -> Endpoint:
 def clickhouse_client(settings: Settings, database: str | None = None, **kwargs: Any):
     """A clickhouse-connect client for the configured ClickHouse.
 
-    ``database`` defaults to the project's database; pass ``"default"`` for work that must run before
-    that database exists (migrations create it). Other keyword arguments go to ``get_client``.
+    ``database`` defaults to the project's database; pass ``""`` (the server's default database) for
+    work that must run before that database exists (migrations create it). Other keyword arguments go
+    to ``get_client``. No HTTP session is opened unless asked for (``session_id=…``): ClickHouse runs
+    one query at a time per session, so a session-less client can be shared between threads.
     """
     import clickhouse_connect
 
@@ -70,5 +72,5 @@ def clickhouse_client(settings: Settings, database: str | None = None, **kwargs:
         username=ep.user,
         password=ep.password,
         database=ep.database if database is None else database,
-        **kwargs,
+        **{"autogenerate_session_id": False, **kwargs},
     )

@@ -3,6 +3,7 @@ a configured password is enforced. (Embedded only: an external server's life is 
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -92,5 +93,10 @@ def test_password_is_enforced(make_settings):
         with pytest.raises(urllib.error.HTTPError) as http_err:
             urllib.request.urlopen(clickhouse.settings.clickhouse_http_url + "/?query=SELECT%201", timeout=10)
         assert http_err.value.code == 403
+        basic = urllib.request.Request(  # how Grafana's data source sends credentials
+            clickhouse.settings.clickhouse_http_url + "/?default_format=JSONEachRow", data=b"SELECT 1 AS one",
+            headers={"Authorization": "Basic " + base64.b64encode(b"default:s3cret").decode()})
+        with urllib.request.urlopen(basic, timeout=10) as resp:
+            assert resp.read() == b'{"one":1}\n'
     finally:
         clickhouse.stop()

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -74,6 +75,11 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         with self._idle:
             self._in_flight += delta
             self._idle.notify_all()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-response is routine; anything else goes to the log with its traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.exception("error while serving %s", client_address[0])
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until no request is being served (after ``shutdown`` stopped accepting new ones)."""
