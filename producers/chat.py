@@ -63,7 +63,7 @@ def chat_event(msg: ChatMessage, received_ms: int) -> dict[str, Any]:
 
 class ChatIngestor:
     def __init__(self, settings: Settings, publisher, channels: Sequence[str] | None = None, *,
-                 reconnect_steps: Sequence[float] = (0, 1, 2, 4, 8, 16), backoff_cap_s: float = 120.0):
+                 reconnect_steps: Sequence[float] = (0, 1, 2, 4, 8, 16), grace_s: float = 5.0, backoff_cap_s: float = 120.0):
         self.settings = settings
         self.publisher = publisher
         self.channels = list(channels if channels is not None else channel_list(settings))
@@ -74,7 +74,7 @@ class ChatIngestor:
         self.url = settings.twitch_chat_url or TWITCH_CHAT_URL
         self.reconnect_steps = list(reconnect_steps)
         # twitchAPI's own reconnect loop must have had its chance before the supervisor steps in
-        self.dead_after_s = sum(self.reconnect_steps) + 5.0
+        self.dead_after_s = sum(self.reconnect_steps) + grace_s
         self.backoff_cap_s = backoff_cap_s
         self.restarts = 0
         self.received = 0
