@@ -8,7 +8,18 @@ JARS := .cache/jars
 
 .PHONY: install system-deps python jars run test unit bench up down status clean
 
-install: system-deps python jars
+install: system-deps python jars twitch-cli
+
+# The Twitch CLI, whose mock Helix API the producer tests use (Go module; CGO for its sqlite). Optional:
+# where the Go module proxy refuses it, install goes on and that one test is skipped.
+TWITCH_CLI_VERSION := v1.1.25
+GOBIN_DIR := $(CURDIR)/.cache/go-bin
+.PHONY: twitch-cli
+twitch-cli: $(GOBIN_DIR)/twitch-cli
+$(GOBIN_DIR)/twitch-cli:
+	@echo "==> Twitch CLI $(TWITCH_CLI_VERSION) into $(GOBIN_DIR)"
+	@CGO_ENABLED=1 GOBIN=$(GOBIN_DIR) go install github.com/twitchdev/twitch-cli@$(TWITCH_CLI_VERSION) \
+		|| echo "warning: Twitch CLI not installed; the producer test against its mock API will be skipped"
 
 system-deps:
 	@bash scripts/install-system-deps.sh
