@@ -27,65 +27,55 @@ SOURCE = f"SELECT number AS id, concat('game', toString(number % 50)) AS game, t
 GROUP_BY = "SELECT game, count(), sum(viewers), max(at) FROM {name} GROUP BY game ORDER BY game"
 
 
-def _best(fn: Callable[[int], object]) -> float:
-    """Median seconds of REPEATS runs (each gets its run number, e.g. for a fresh table name); the
-    median because the machine is shared and single runs are noisy."""
-    times = []
-    for i in range(REPEATS):
-        began = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+def _timed(fn: Callable[[int], object], run: int) -> float:
+    began = time.perf_counter()
+    fn(run)
+    return time.perf_counter() - began
 
 
-def _in_process(native: bytes, workdir: Path) -> dict[str, float]:
-    from chdb.state.sqlitelike import Connection
-
-    conn = Connection(str(workdir / "inproc"))
-    try:
-        def insert(i: int) -> None:
-            conn.query(TABLE.format(name=f"t{i}"))
-            with conn.send_insert(f"INSERT INTO t{i}", "Native") as ins:
-                for start in range(0, len(native), CHUNK):  # streamed in the chunks the server reads
-                    ins.append(native[start : start + CHUNK])
-                ins.finish()
-
-        return {
-            "insert_s": _best(insert),
-            "group_by_s": _best(lambda i: conn.query(GROUP_BY.format(name="t0"), "Native")),
-            "select_all_s": _best(lambda i: conn.query("SELECT * FROM t0", "Native").bytes()),
-        }
-    finally:
-        conn.close()
+def _paired(local: Callable[[int], object], http: Callable[[int], object]) -> tuple[float, float]:
+    """Median seconds of each over REPEATS alternating runs (each gets its run number, e.g. for a fresh
+    table name). Alternating and taking the median keeps load from other work on the shared machine
+    from landing on one side only."""
+    runs = [(_timed(local, i), _timed(http, i)) for i in range(REPEATS)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
-def _over_http(native: bytes, settings) -> dict[str, float]:
-    from connectors.clickhouse import clickhouse_client
+def _measure(native: bytes, local, client) -> dict[str, tuple[float, float]]:
+    """(in-process seconds, HTTP seconds) per operation."""
 
-    with clickhouse_client(settings, database="default") as client:
-        def raw_insert(i: int) -> None:
-            client.command(TABLE.format(name=f"r{i}"))
-            client.raw_insert(f"r{i}", None, native, fmt="Native")
+    def local_insert(i: int) -> None:
+        local.query(TABLE.format(name=f"t{i}"))
+        with local.send_insert(f"INSERT INTO t{i}", "Native") as ins:
+            for start in range(0, len(native), CHUNK):  # streamed in the chunks the server reads
+                ins.append(native[start : start + CHUNK])
+            ins.finish()
 
-        columns = client.query(f"SELECT * FROM ({SOURCE})").result_columns
+    def http_insert(i: int) -> None:
+        client.command(TABLE.format(name=f"t{i}"))
+        client.raw_insert(f"t{i}", None, native, fmt="Native")
 
-        def insert(i: int) -> None:
-            client.command(TABLE.format(name=f"c{i}"))
-            client.insert(f"c{i}", columns, column_names=["id", "game", "viewers", "at"], column_oriented=True)
+    columns = client.query(f"SELECT * FROM ({SOURCE})").result_columns
 
-        result = {
-            "raw_insert_s": _best(raw_insert),
-            "client_insert_s": _best(insert),
-            "group_by_s": _best(lambda i: client.query(GROUP_BY.format(name="r0"))),
-            "select_all_s": _best(lambda i: client.raw_query("SELECT * FROM r0", fmt="Native")),
-        }
-        assert client.command("SELECT count() FROM c0") == ROWS and client.command("SELECT count() FROM r0") == ROWS
-        return result
+    def client_insert(i: int) -> None:
+        client.command(TABLE.format(name=f"c{i}"))
+        client.insert(f"c{i}", columns, column_names=["id", "game", "viewers", "at"], column_oriented=True)
+
+    timings = {
+        "insert": _paired(local_insert, http_insert),
+        "group_by": _paired(lambda i: local.query(GROUP_BY.format(name="t0"), "Native"), lambda i: client.query(GROUP_BY.format(name="t0"))),
+        "select_all": _paired(lambda i: local.query("SELECT * FROM t0", "Native").bytes(), lambda i: client.raw_query("SELECT * FROM t0", fmt="Native")),
+        "client_insert": (0.0, statistics.median(_timed(client_insert, i) for i in range(REPEATS))),
+    }
+    assert client.command("SELECT count() FROM t0") == ROWS and client.command("SELECT count() FROM c0") == ROWS
+    return timings
 
 
 def main() -> dict:
     import chdb
+    from chdb.state.sqlitelike import Connection
 
+    from connectors.clickhouse import clickhouse_client
     from twitch_pipeline.platform.clickhouse import ClickHouse
     from twitch_pipeline.platform.process import free_port
     from twitch_pipeline.settings import load_settings
@@ -96,12 +86,14 @@ def main() -> dict:
         settings = dataclasses.replace(load_settings(environ={}, dotenv=None), run_dir=workdir / "run", clickhouse_port=free_port())
         server = ClickHouse(settings)
         server.start()
+        local = Connection(str(workdir / "in_process"))
         try:
             server.wait_healthy()
-            http = _over_http(native, settings)
+            with clickhouse_client(settings, database="default") as client:
+                timings = _measure(native, local, client)
         finally:
+            local.close()
             server.stop()
-        local = _in_process(native, workdir)
 
     def rate(seconds: float) -> int:
         return round(ROWS / seconds)
@@ -110,18 +102,14 @@ def main() -> dict:
         "rows": ROWS,
         "native_bytes": len(native),
         "insert_rows_per_s": {
-            "in_process": rate(local["insert_s"]),
-            "http_raw_native": rate(http["raw_insert_s"]),
-            "http_clickhouse_connect_insert": rate(http["client_insert_s"]),
+            "in_process": rate(timings["insert"][0]),
+            "http_raw_native": rate(timings["insert"][1]),
+            "http_clickhouse_connect_insert": rate(timings["client_insert"][1]),
         },
-        "group_by_rows_per_s": {"in_process": rate(local["group_by_s"]), "http": rate(http["group_by_s"])},
-        "select_all_rows_per_s": {"in_process": rate(local["select_all_s"]), "http": rate(http["select_all_s"])},
-        "http_over_in_process_time": {
-            "insert": round(http["raw_insert_s"] / local["insert_s"], 2),
-            "group_by": round(http["group_by_s"] / local["group_by_s"], 2),
-            "select_all": round(http["select_all_s"] / local["select_all_s"], 2),
-        },
-        "seconds": {"in_process": local, "http": http},
+        "group_by_rows_per_s": {"in_process": rate(timings["group_by"][0]), "http": rate(timings["group_by"][1])},
+        "select_all_rows_per_s": {"in_process": rate(timings["select_all"][0]), "http": rate(timings["select_all"][1])},
+        "http_over_in_process_time": {op: round(timings[op][1] / timings[op][0], 2) for op in ("insert", "group_by", "select_all")},
+        "median_seconds_in_process_http": timings,
     }
 
 
