@@ -11,10 +11,13 @@ from pathlib import Path
 JOBS_DIR = Path(__file__).resolve().parent
 
 #: name -> driver module file (relative to this package)
-JOBS: dict[str, str] = {}
+JOBS: dict[str, str] = {
+    "enrich_streams": "enrich.py",
+    "aggregate_streams": "aggregate.py",
+}
 
 #: the jobs `twitch-pipeline start` keeps running
-STREAMING_JOBS: list[str] = []
+STREAMING_JOBS: list[str] = ["enrich_streams", "aggregate_streams"]
 
 
 def job_file(job: str) -> Path:

@@ -9,7 +9,6 @@ streaming default reads forever.
 from __future__ import annotations
 
 import re
-import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +49,7 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "catalog": settings.iceberg_catalog,
         "namespace": settings.iceberg_namespace,
         "lateness_s": str(int(settings.watermark_lateness_s)),
+        "max_event_chars": str(settings.max_event_chars),
         "group_id": f"twitch-pipeline-{job_name}",
         "txn_prefix": f"twitch-pipeline-{job_name}",
         # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
@@ -59,7 +59,12 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
 
 def load_sql(name: str, params: dict[str, str]) -> list[str]:
     """Statements of ``sql/<name>.sql`` with ``${param}`` substituted; comments and blanks dropped."""
-    text = string.Template((SQL_DIR / f"{name}.sql").read_text()).substitute(params)
+    def value(match: re.Match) -> str:
+        if match.group(1) not in params:
+            raise KeyError(f"{name}.sql uses ${{{match.group(1)}}}, which is not a known parameter")
+        return params[match.group(1)]
+
+    text = re.sub(r"\$\{(\w+)\}", value, (SQL_DIR / f"{name}.sql").read_text())
     text = re.sub(r"--[^\n]*", "", text)
     return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
 

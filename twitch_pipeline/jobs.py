@@ -62,13 +62,20 @@ def submit(settings: Settings, job: str, args: list[str] | None = None, resume: 
     log = settings.run_path / "logs" / f"submit-{name}.log"
     log.write_text(out)
     if proc.returncode != 0:
-        reason = next((line.strip() for line in reversed(out.splitlines()) if "Exception" in line or "Error" in line), "see log")
+        reason = _failure_reason(out)
         raise PlatformError(f"submitting {name} failed: {reason} (full output: {log})")
     pointer.unlink(missing_ok=True)
     for line in out.splitlines():
         if "JobID" in line:
             return line.rsplit(" ", 1)[-1].strip()
     return ""
+
+
+def _failure_reason(output: str) -> str:
+    """The most telling line of a failed `flink run`: the deepest cause, not the Python-exit wrapper."""
+    causes = [line.strip().removeprefix("Caused by: ") for line in output.splitlines() if line.startswith(("Caused by:", "pyflink."))]
+    causes = [c for c in causes if "Python process exits" not in c and "JobExecutionException" not in c]
+    return causes[-1][:400] if causes else "see the log"
 
 
 def cancel(settings: Settings, name: str) -> str:

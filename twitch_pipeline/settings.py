@@ -57,6 +57,7 @@ class Settings:
     state_ttl_s: float = _setting(3600.0, "State TTL of deduplication and join state, in seconds.", group="flink")
     watermark_lateness_s: float = _setting(30.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
     source_idle_timeout_s: float = _setting(5.0, "Seconds after which an idle Kafka partition stops holding back watermarks.", group="flink")
+    max_event_chars: int = _setting(65536, "Events longer than this many characters go to the dead-letter topic as oversized.", group="flink")
     restart_attempts: int = _setting(10, "Fixed-delay restart attempts of a failing Flink job.", group="flink")
 
     # -- Iceberg ----------------------------------------------------------------------------------

@@ -1,0 +1,30 @@
+"""Enrichment job: deduplicate stream snapshots and join them with profiles and games as of their time.
+
+Submit with `twitch-pipeline submit enrich_streams` (or `flink run --python flink_jobs/enrich.py`).
+`--bounded` reads the topics up to the offsets present at start and finishes: tests and backfills run
+the very same SQL as the streaming job.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flink_jobs.runtime import execute_script, sql_params, table_env
+from twitch_pipeline.settings import load_settings
+
+JOB_NAME = "enrich_streams"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=JOB_NAME, description=__doc__)
+    parser.add_argument("--bounded", action="store_true", help="stop at the offsets present at start (backfill/test)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    env = table_env(settings, JOB_NAME, bounded=args.bounded)
+    result = execute_script(env, "enrich_streams", sql_params(settings, JOB_NAME, bounded=args.bounded))
+    if args.bounded and result is not None:
+        result.wait()
+
+
+if __name__ == "__main__":
+    main()

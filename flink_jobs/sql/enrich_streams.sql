@@ -1,0 +1,243 @@
+-- Enrichment: game_streams ⨝ twitch_users ⨝ twitch_games as of each snapshot, deduplicated exactly once.
+--
+-- (JSON_VALUE ... RETURNING BOOLEAN throws in Flink 2.0's generated code when the path is missing: compare strings.)
+-- Sources read raw bytes and parse the JSON here, so nothing is lost to a format's "ignore parse errors":
+-- each record is a valid event, a heartbeat (moves event time only), or a dead letter with a reason.
+-- Event time is data_retrieved_at; a record without a usable one gets the epoch, which never moves a
+-- watermark forward and is routed to the dead letters anyway.
+
+-- ------------------------------------------------------------------------------------------- sources
+CREATE TEMPORARY TABLE game_streams_source (
+  payload STRING,
+  src_topic STRING METADATA FROM 'topic' VIRTUAL,
+  src_partition INT METADATA FROM 'partition' VIRTUAL,
+  src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  proc_time AS PROCTIME(),
+  event_time AS COALESCE(
+    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
+    TIMESTAMP '1970-01-01 00:00:00'),
+  WATERMARK FOR event_time AS event_time - INTERVAL '${lateness_s}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'game_streams',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'format' = 'raw'
+);
+
+-- Profiles and games are compacted topics: always replay them whole to rebuild the versioned tables.
+CREATE TEMPORARY TABLE twitch_users_source WITH ('topic' = 'twitch_users', 'scan.startup.mode' = 'earliest-offset')
+  LIKE game_streams_source;
+
+CREATE TEMPORARY TABLE twitch_games_source WITH ('topic' = 'twitch_games', 'scan.startup.mode' = 'earliest-offset')
+  LIKE game_streams_source;
+
+-- ------------------------------------------------------------------------------------------- sinks
+-- upsert-kafka keyed by event_id: Flink 2.0's planner types the keep-first dedup below as an updating stream
+-- (it only ever emits inserts; FLINK-37005 fixes the typing in 2.1), which a plain Kafka sink refuses.
+CREATE TEMPORARY TABLE game_streams_enriched_topic (
+  event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
+  game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
+  started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
+  broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
+  data_retrieved_at TIMESTAMP_LTZ(3),
+  PRIMARY KEY (event_id) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'game_streams_enriched',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '900000',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${txn_prefix}-enriched',
+  'key.format' = 'raw',
+  'value.format' = 'json',
+  'value.fields-include' = 'ALL',
+  'value.json.timestamp-format.standard' = 'ISO-8601'
+);
+
+CREATE TEMPORARY TABLE late_events_topic (
+  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'late_events',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '900000',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${txn_prefix}-late',
+  'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601'
+);
+
+CREATE TEMPORARY TABLE dead_letter_topic (
+  source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
+  detected_at TIMESTAMP_LTZ(3), stage STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'dead_letter',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '900000',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${txn_prefix}-dlq',
+  'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601'
+);
+
+CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
+  event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
+  game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
+  started_at TIMESTAMP_LTZ(6), `language` STRING, is_mature BOOLEAN, tags STRING,
+  broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(6),
+  data_retrieved_at TIMESTAMP_LTZ(6), retrieved_date DATE
+) PARTITIONED BY (retrieved_date) WITH ('format-version' = '2');
+
+-- ------------------------------------------------------------------------------------------- parsing
+CREATE TEMPORARY VIEW game_streams_parsed AS
+SELECT
+  payload, src_topic, src_partition, src_offset, proc_time, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.event_id') AS event_id,
+  JSON_VALUE(payload, '$.stream_id') AS stream_id,
+  JSON_VALUE(payload, '$.stream_id') || '@' || JSON_VALUE(payload, '$.data_retrieved_at') AS snapshot_key,
+  JSON_VALUE(payload, '$.user_id') AS user_id,
+  JSON_VALUE(payload, '$.user_login') AS user_login,
+  JSON_VALUE(payload, '$.user_name') AS user_name,
+  JSON_VALUE(payload, '$.game_id') AS game_id,
+  JSON_VALUE(payload, '$.game_name') AS game_name,
+  JSON_VALUE(payload, '$.stream_type') AS stream_type,
+  JSON_VALUE(payload, '$.title') AS title,
+  JSON_VALUE(payload, '$.viewer_count' RETURNING INT) AS viewer_count,
+  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) AS started_at,
+  JSON_VALUE(payload, '$.language') AS `language`,
+  TRY_CAST(JSON_VALUE(payload, '$.is_mature') AS BOOLEAN) AS is_mature,
+  REGEXP_REPLACE(JSON_QUERY(payload, '$.tags' WITH CONDITIONAL ARRAY WRAPPER), '[\[\]"]', '') AS tags,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.event_id') IS NULL THEN 'missing or invalid event_id'
+    WHEN JSON_VALUE(payload, '$.stream_id') IS NULL THEN 'missing or invalid stream_id'
+    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
+    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
+    WHEN JSON_VALUE(payload, '$.viewer_count' RETURNING INT) IS NULL THEN 'missing or invalid viewer_count'
+    WHEN TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) IS NULL
+      THEN 'missing or invalid started_at'
+  END AS dead_letter_reason
+FROM game_streams_source;
+
+CREATE TEMPORARY VIEW twitch_users_parsed AS
+SELECT
+  payload, src_topic, src_partition, src_offset, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.user_id') AS user_id,
+  JSON_VALUE(payload, '$.login') AS login,
+  JSON_VALUE(payload, '$.display_name') AS display_name,
+  JSON_VALUE(payload, '$.broadcaster_type') AS broadcaster_type,
+  JSON_VALUE(payload, '$.description') AS description,
+  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.created_at'), 'T', ' '), 'Z', '')) AS created_at,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
+  END AS dead_letter_reason
+FROM twitch_users_source;
+
+CREATE TEMPORARY VIEW twitch_games_parsed AS
+SELECT
+  payload, src_topic, src_partition, src_offset, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.game_id') AS game_id,
+  JSON_VALUE(payload, '$.name') AS name,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
+  END AS dead_letter_reason
+FROM twitch_games_source;
+
+-- ------------------------------------------------------------------------------------------- versioned dimensions
+-- The latest version per key as of any event time: Flink's versioned view (deduplicate keep-last on rowtime).
+CREATE TEMPORARY VIEW users_versioned AS
+SELECT user_id, login, display_name, broadcaster_type, description, created_at, event_time FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY event_time DESC) AS rn
+  FROM twitch_users_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat
+) WHERE rn = 1;
+
+CREATE TEMPORARY VIEW games_versioned AS
+SELECT game_id, name, event_time FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY game_id ORDER BY event_time DESC) AS rn
+  FROM twitch_games_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat
+) WHERE rn = 1;
+
+-- ------------------------------------------------------------------------------------------- streams
+CREATE TEMPORARY VIEW game_streams_valid AS
+SELECT *, (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time)) AS is_late
+FROM game_streams_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat;
+
+-- Exactly-once dedup, first arrival wins (append-only): by event_id, then by (stream_id, data_retrieved_at).
+-- State is bounded by table.exec.state.ttl.
+CREATE TEMPORARY VIEW game_streams_unique_id AS
+SELECT proc_time, event_time, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS rn
+  FROM game_streams_valid WHERE NOT is_late
+) WHERE rn = 1;
+
+CREATE TEMPORARY VIEW game_streams_unique AS
+SELECT proc_time, event_time, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY snapshot_key ORDER BY proc_time ASC) AS rn
+  FROM game_streams_unique_id
+) WHERE rn = 1;
+
+-- A snapshot whose profile or game is not known at its event time is emitted with NULL profile/game columns
+-- (LEFT temporal join), never held back or dropped.
+CREATE TEMPORARY VIEW game_streams_enriched AS
+SELECT
+  s.event_id, s.stream_id, s.user_id,
+  COALESCE(s.user_login, u.login) AS user_login,
+  COALESCE(s.user_name, u.display_name) AS user_name,
+  s.game_id,
+  COALESCE(g.name, s.game_name) AS game_name,
+  s.stream_type, s.title, s.viewer_count,
+  CAST(s.started_at AS TIMESTAMP_LTZ(3)) AS started_at,
+  s.`language`, s.is_mature, s.tags,
+  u.broadcaster_type,
+  u.description AS user_description,
+  CAST(u.created_at AS TIMESTAMP_LTZ(3)) AS user_created_at,
+  CAST(s.event_time AS TIMESTAMP_LTZ(3)) AS data_retrieved_at
+FROM game_streams_unique AS s
+LEFT JOIN users_versioned FOR SYSTEM_TIME AS OF s.event_time AS u ON s.user_id = u.user_id
+LEFT JOIN games_versioned FOR SYSTEM_TIME AS OF s.event_time AS g ON s.game_id = g.game_id;
+
+-- ------------------------------------------------------------------------------------------- outputs
+INSERT INTO game_streams_enriched_topic SELECT * FROM game_streams_enriched;
+
+INSERT INTO `${catalog}`.`${namespace}`.game_streams_enriched
+SELECT *, CAST(data_retrieved_at AS DATE) AS retrieved_date FROM game_streams_enriched;
+
+INSERT INTO late_events_topic
+SELECT event_id, stream_id, CAST(event_time AS TIMESTAMP_LTZ(3)), CAST(proc_time AS TIMESTAMP_LTZ(3)), 'late'
+FROM game_streams_valid WHERE is_late;
+
+INSERT INTO dead_letter_topic
+SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, CAST(proc_time AS TIMESTAMP_LTZ(3)), 'enrich_streams'
+FROM (
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, proc_time FROM game_streams_parsed
+  UNION ALL
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_users_parsed
+  UNION ALL
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_games_parsed
+) WHERE dead_letter_reason IS NOT NULL;
