@@ -87,7 +87,7 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
         args.summary.write_text(json.dumps(result.summary, indent=2) + "\n")
     if not result.ok:
         print(f"error: {sum(s['failed'] for s in result.summary.values())} events failed delivery, "
-              f"{result.undelivered} undelivered", file=sys.stderr)
+              f"{result.undelivered} undelivered, {result.heartbeat_failures} heartbeats failed", file=sys.stderr)
         return 1
     return 0
 

@@ -164,12 +164,5 @@ class Publisher:
         return left
 
     # -- reporting ----------------------------------------------------------------------------------
-    def totals(self) -> TopicStats:
-        total = TopicStats()
-        for stats in self.stats.values():
-            for field, value in asdict(stats).items():
-                setattr(total, field, getattr(total, field) + value)
-        return total
-
     def summary(self) -> dict[str, dict[str, int]]:
         return {topic: asdict(stats) for topic, stats in self.stats.items() if topic in EVENT_TOPICS or stats.sent}

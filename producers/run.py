@@ -44,7 +44,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.undelivered == 0 and not any(s["failed"] for s in self.summary.values())
+        return self.undelivered == 0 and self.heartbeat_failures == 0 and not any(s["failed"] for s in self.summary.values())
 
     @property
     def sent(self) -> int:
@@ -226,5 +226,6 @@ def summary_table(result: RunResult) -> str:
         rows.append(f"{topic:<22}{s['sent']:>10,}{s['unique']:>10,}{s['duplicates']:>8,}{s['malformed']:>11,}{s['rejected']:>10,}{s['failed']:>8,}")
     rate = result.sent / result.elapsed_s if result.elapsed_s else 0.0
     rows.append(f"{result.sent:,} events in {result.elapsed_s:.1f}s ({rate:,.0f} ev/s)"
-                + (f"; {result.undelivered} still undelivered at exit" if result.undelivered else ""))
+                + (f"; {result.undelivered} still undelivered at exit" if result.undelivered else "")
+                + (f"; {result.heartbeat_failures} heartbeats failed" if result.heartbeat_failures else ""))
     return "\n".join(rows)
