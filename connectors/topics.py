@@ -53,13 +53,6 @@ DERIVED_TOPICS = (
 ALL_TOPICS: tuple[TopicSpec, ...] = (*SOURCE_TOPICS, PRODUCER_DEAD_LETTER, *DERIVED_TOPICS)
 
 
-def spec(name: str) -> TopicSpec:
-    for topic in ALL_TOPICS:
-        if topic.name == name:
-            return topic
-    raise LookupError(f"unknown topic {name!r}; known: {', '.join(t.name for t in ALL_TOPICS)}")
-
-
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> str:
     """Create the topics that do not exist yet (existing ones are left as they are); idempotent."""
     from confluent_kafka import KafkaException

@@ -74,10 +74,6 @@ def validator(topic: str):
     return jsonschema_rs.validator_for(schema(topic))
 
 
-def contract_topics() -> list[str]:
-    return sorted(p.name.removesuffix(".schema.json") for p in SCHEMA_DIR.glob("*.schema.json"))
-
-
 def violations(topic: str, event: Any) -> list[str]:
     """Human-readable schema violations of ``event`` (empty when it is valid)."""
     check = validator(topic)
