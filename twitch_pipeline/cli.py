@@ -32,13 +32,14 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     from twitch_pipeline.platform.lifecycle import status
 
     report = status(settings)
-    healthy = all(c.get("healthy") for c in report["components"].values())
+    healthy = all(c.get("healthy") is not False for c in report["components"].values())
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         for name, entry in report["components"].items():
             details = "  ".join(f"{k}={v}" for k, v in entry.items() if k != "healthy")
-            print(f"{'ok  ' if entry.get('healthy') else 'DOWN'}  {name:<11} {details}")
+            mark = {True: "ok  ", False: "DOWN", None: "-   "}[entry.get("healthy")]
+            print(f"{mark}  {name:<11} {details}")
     return 0 if healthy else 1
 
 

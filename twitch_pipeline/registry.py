@@ -27,6 +27,11 @@ SERVICES: list[str] = [
     "connectors.sink.cli:service",  # exactly-once Kafka → ClickHouse sink (issue 6)
 ]
 
+#: Extra health details of a running service for `status`: name -> callable(settings) -> dict.
+SERVICE_HEALTH: dict[str, str] = {
+    "sink": "connectors.sink.health:sink_health",
+}
+
 
 def resolve(ref: str) -> Any:
     module, _, attr = ref.partition(":")

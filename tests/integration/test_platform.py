@@ -54,7 +54,9 @@ def test_status_reports_every_component(platform):
     assert report["flink"]["rest"] == platform.flink_rest
     assert report["iceberg"]["catalog"] == platform.iceberg_catalog
     assert {"uri", "warehouse"} <= report["iceberg"].keys()
-    assert all(entry["healthy"] for entry in report.values())
+    assert all(report[name]["healthy"] is True for name in ("kafka", "flink", "iceberg", "clickhouse"))
+    assert report["clickhouse"]["url"].startswith("http://")
+    assert (report["sink"]["state"], report["sink"]["healthy"]) == ("stopped", None), "a service not started is not a failure"
 
 
 def test_kafka_to_flink_to_iceberg_round_trip(platform):

@@ -66,8 +66,17 @@ def status(settings: Settings) -> dict[str, Any]:
         raise PlatformError(f"no platform in {run}: start one with `twitch-pipeline up` (or set TWITCH_PIPELINE_RUN_DIR)")
     report = {part.name: part.health() for part in components(settings)}
     for svc in services(settings):
-        report[svc.name] = {"healthy": svc.running(), "log": str(svc.log_file)}
+        report[svc.name] = service_health(settings, svc)
     return {"run_dir": str(run), "components": report}
+
+
+def service_health(settings: Settings, svc) -> dict[str, Any]:
+    """A service that was never started (or was stopped) is not unhealthy: its `healthy` is None."""
+    state = svc.state()
+    entry: dict[str, Any] = {"healthy": {"running": True, "crashed": False}.get(state), "state": state, "log": str(svc.log_file)}
+    if state == "running" and svc.name in registry.SERVICE_HEALTH:
+        entry.update(registry.resolve(registry.SERVICE_HEALTH[svc.name])(settings))
+    return entry
 
 
 def services(settings: Settings):

@@ -78,6 +78,12 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def state(self) -> str:
+        """running; stopped (never started, or stopped cleanly); crashed (died without `stop`)."""
+        if self.running():
+            return "running"
+        return "crashed" if self.pid_file.exists() else "stopped"
+
     def spawn(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
