@@ -89,6 +89,12 @@ def _stop(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.foreground import run
+
+    return run(settings)
+
+
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
     if args.write:
         write_docs()
@@ -123,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("cancel", _cancel, "cancel a running Flink job by name or id").add_argument("job")
     command("start", _start, "submit every streaming job and start the long-running connectors")
     command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
+    command("run", _run, "everything in the foreground (platform, jobs, sink, producer) until Ctrl-C; what `make run` does")
     p = command("settings", _settings, "print the settings table (markdown) or a .env template")
     p.add_argument("--env", action="store_true", help="print .env.example")
     p.add_argument("--write", action="store_true", help="regenerate the README table and .env.example")
