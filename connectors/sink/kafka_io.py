@@ -36,10 +36,17 @@ class KafkaSource:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",  # a partition the sink never loaded is loaded from its start
         }))
+        self._callback_error: Exception | None = None
 
     def subscribe(self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke) -> None:
+        # An exception escaping a rebalance callback comes out of librdkafka as a garbled SystemError;
+        # keep it and raise it from poll() instead.
         def assigned(consumer, partitions) -> None:
-            positions = on_assign([(p.topic, p.partition) for p in partitions])
+            try:
+                positions = on_assign([(p.topic, p.partition) for p in partitions])
+            except Exception as exc:  # noqa: BLE001
+                self._callback_error = exc
+                return
             for p in partitions:
                 position = positions.get((p.topic, p.partition))
                 if position is not None:
@@ -47,7 +54,10 @@ class KafkaSource:
             consumer.assign(partitions)
 
         def revoked(consumer, partitions) -> None:
-            on_revoke([(p.topic, p.partition) for p in partitions])
+            try:
+                on_revoke([(p.topic, p.partition) for p in partitions])
+            except Exception as exc:  # noqa: BLE001
+                self._callback_error = exc
 
         self.consumer.subscribe(list(topics), on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
@@ -55,7 +65,11 @@ class KafkaSource:
         from confluent_kafka import KafkaException
 
         out = []
-        for msg in self.consumer.consume(num_messages=max_records, timeout=timeout_s):
+        messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
+        for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.fatal():

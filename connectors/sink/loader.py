@@ -116,6 +116,10 @@ class Loader:
         return (self.mappings[tp[0]].table, tp[0], tp[1])
 
     def _on_assign(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        stray = [tp for tp in tps if tp[0] not in self.mappings]
+        if stray:  # e.g. a static member's assignment from before its subscription changed
+            _LOG.warning("ignoring assigned partitions of unmapped topics: %s", stray)
+            tps = [tp for tp in tps if tp[0] in self.mappings]
         states = self.state.load([self._key(tp) for tp in tps])
         positions: dict[TopicPartition, int | None] = {}
         for tp in tps:

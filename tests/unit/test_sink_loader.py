@@ -308,3 +308,16 @@ def test_a_pending_range_partly_deleted_by_retention_keeps_its_token_and_range(c
 def json_row(value: bytes) -> tuple:
     record = json.loads(value)
     return (record["id"], record["n"], 1795259100000)
+
+
+def test_partitions_of_unmapped_topics_are_ignored():
+    log, ch, letters = fresh()
+    expected, _ = fill(log, 20, partitions=1)
+    log.create("elsewhere", 1)
+    log.append("elsewhere", 0, b"{}")
+    source = MemorySource(log)
+    loader = make_loader(log, ch, letters, source=source)
+    loader.start()
+    source.rebalance([(TOPIC, 0), ("elsewhere", 0)])  # e.g. a static member's assignment from an older subscription
+    drain(loader, started=True)
+    assert Counter(ch.rows[TABLE]) == expected and not letters.letters
