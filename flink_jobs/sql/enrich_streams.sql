@@ -1,6 +1,7 @@
 -- Enrichment: game_streams ⨝ twitch_users ⨝ twitch_games as of each snapshot, deduplicated exactly once.
 --
--- (JSON_VALUE ... RETURNING BOOLEAN throws in Flink 2.0's generated code when the path is missing: compare strings.)
+-- Typed values use TRY_CAST(JSON_VALUE(...)): Flink 2.0's JSON_VALUE ... RETURNING throws on a missing path
+-- (BOOLEAN) or a value of another type (INT), which would turn one bad record into a failing job.
 -- Sources read raw bytes and parse the JSON here, so nothing is lost to a format's "ignore parse errors":
 -- each record is a valid event, a heartbeat (moves event time only), or a dead letter with a reason.
 -- Event time is data_retrieved_at; a record without a usable one gets the epoch, which never moves a
@@ -109,7 +110,7 @@ SELECT
   JSON_VALUE(payload, '$.game_name') AS game_name,
   JSON_VALUE(payload, '$.stream_type') AS stream_type,
   JSON_VALUE(payload, '$.title') AS title,
-  JSON_VALUE(payload, '$.viewer_count' RETURNING INT) AS viewer_count,
+  TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) AS viewer_count,
   TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) AS started_at,
   JSON_VALUE(payload, '$.language') AS `language`,
   TRY_CAST(JSON_VALUE(payload, '$.is_mature') AS BOOLEAN) AS is_mature,
@@ -125,7 +126,7 @@ SELECT
     WHEN JSON_VALUE(payload, '$.stream_id') IS NULL THEN 'missing or invalid stream_id'
     WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
     WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
-    WHEN JSON_VALUE(payload, '$.viewer_count' RETURNING INT) IS NULL THEN 'missing or invalid viewer_count'
+    WHEN TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) IS NULL THEN 'missing or invalid viewer_count'
     WHEN TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) IS NULL
       THEN 'missing or invalid started_at'
   END AS dead_letter_reason
