@@ -9,13 +9,14 @@
 
 -- ------------------------------------------------------------------------------------------- sources
 CREATE TEMPORARY TABLE game_streams_source (
-  payload STRING,
+  raw_value BYTES,
+  payload AS DECODE(raw_value, 'UTF-8'),
   src_topic STRING METADATA FROM 'topic' VIRTUAL,
   src_partition INT METADATA FROM 'partition' VIRTUAL,
   src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   proc_time AS PROCTIME(),
   event_time AS COALESCE(
-    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
+    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
     TIMESTAMP '1970-01-01 00:00:00'),
   WATERMARK FOR event_time AS event_time - INTERVAL '${lateness_s}' SECOND
 ) WITH (
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
 -- ------------------------------------------------------------------------------------------- parsing
 CREATE TEMPORARY VIEW game_streams_parsed AS
 SELECT
-  payload, src_topic, src_partition, src_offset, proc_time, event_time,
+  raw_value, payload, src_topic, src_partition, src_offset, proc_time, event_time,
   COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
   JSON_VALUE(payload, '$.event_id') AS event_id,
   JSON_VALUE(payload, '$.stream_id') AS stream_id,
@@ -118,7 +119,7 @@ SELECT
   CASE
     WHEN payload IS NULL THEN 'empty record'
     WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
     WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
@@ -134,7 +135,7 @@ FROM game_streams_source;
 
 CREATE TEMPORARY VIEW twitch_users_parsed AS
 SELECT
-  payload, src_topic, src_partition, src_offset, event_time,
+  raw_value, payload, src_topic, src_partition, src_offset, event_time,
   COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
   JSON_VALUE(payload, '$.user_id') AS user_id,
   JSON_VALUE(payload, '$.login') AS login,
@@ -145,7 +146,7 @@ SELECT
   CASE
     WHEN payload IS NULL THEN 'empty record'
     WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
     WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
@@ -155,14 +156,14 @@ FROM twitch_users_source;
 
 CREATE TEMPORARY VIEW twitch_games_parsed AS
 SELECT
-  payload, src_topic, src_partition, src_offset, event_time,
+  raw_value, payload, src_topic, src_partition, src_offset, event_time,
   COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
   JSON_VALUE(payload, '$.game_id') AS game_id,
   JSON_VALUE(payload, '$.name') AS name,
   CASE
     WHEN payload IS NULL THEN 'empty record'
     WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN POSITION(U&'\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
     WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
