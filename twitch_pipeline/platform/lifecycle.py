@@ -64,7 +64,12 @@ def status(settings: Settings) -> dict[str, Any]:
     run = settings.run_path
     if not run.is_dir():
         raise PlatformError(f"no platform in {run}: start one with `twitch-pipeline up` (or set TWITCH_PIPELINE_RUN_DIR)")
-    report = {part.name: part.health() for part in components(settings)}
+    report = {}
+    for part in components(settings):
+        report[part.name] = part.health()
+        memory = [p.rss_mb() for p in part.processes if p.running()]
+        if memory:
+            report[part.name]["rss_mb"] = round(sum(m for m in memory if m), 1)
     for svc in services(settings):
         report[svc.name] = service_health(settings, svc)
     return {"run_dir": str(run), "components": report}

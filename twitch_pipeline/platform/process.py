@@ -84,6 +84,16 @@ class ManagedProcess:
             return "running"
         return "crashed" if self.pid_file.exists() else "stopped"
 
+    def rss_mb(self) -> float | None:
+        """Resident memory of the running process, in MiB (None when not running)."""
+        pid = self.pid()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration, TypeError):
+            return None
+        return round(kib / 1024, 1)
+
     def spawn(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
