@@ -21,24 +21,37 @@ CREATE TEMPORARY VIEW on_time_snapshots AS SELECT * FROM enriched_with_lateness 
 
 -- ------------------------------------------------------------------------------------------- step 1
 -- Window deduplication keeping each stream's last snapshot of the minute (enrich_streams already made
--- (stream_id, data_retrieved_at) unique, so "last" is unambiguous).
-CREATE TEMPORARY VIEW stream_minutes AS
-SELECT
-  window_time AS minute_time, stream_id, user_login, user_name, game_id, game_name, title, `language`, viewer_count,
-  is_mature, broadcaster_type,
-  started_at >= CAST(window_start AS TIMESTAMP_LTZ(3)) AND started_at < CAST(window_end AS TIMESTAMP_LTZ(3)) AS is_new,
-  -- How long the stream had been live at this snapshot; a started_at after the poll counts as just started.
-  CASE
-    WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 3600 THEN '0-1h'
-    WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 7200 THEN '1-2h'
-    WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 14400 THEN '2-4h'
-    WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 28800 THEN '4-8h'
-    ELSE '8h+'
-  END AS duration_bucket
-FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, stream_id ORDER BY data_retrieved_at DESC) AS rn
+-- (stream_id, data_retrieved_at) unique, so "last" is unambiguous). The columns travel as one ROW: the
+-- planner prunes plain columns per consumer, which would give every output its own copy of this
+-- operator and its state; one opaque ROW makes the five inputs identical, so one operator serves all
+-- (measured: ~1.8x the throughput of five copies).
+CREATE TEMPORARY VIEW stream_minute_rows AS
+SELECT window_time AS minute_time, snapshot FROM (
+  SELECT window_start, window_end, window_time, stream_id, data_retrieved_at,
+    CAST(ROW(
+      stream_id, user_login, user_name, game_id, game_name, title, `language`, viewer_count, is_mature, broadcaster_type,
+      started_at >= CAST(window_start AS TIMESTAMP_LTZ(3)) AND started_at < CAST(window_end AS TIMESTAMP_LTZ(3)),
+      -- How long the stream had been live at this snapshot; a started_at after the poll counts as just started.
+      CASE
+        WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 3600 THEN '0-1h'
+        WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 7200 THEN '1-2h'
+        WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 14400 THEN '2-4h'
+        WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 28800 THEN '4-8h'
+        ELSE '8h+'
+      END
+    ) AS ROW<stream_id STRING, user_login STRING, user_name STRING, game_id STRING, game_name STRING, title STRING,
+             `language` STRING, viewer_count INT, is_mature BOOLEAN, broadcaster_type STRING, is_new BOOLEAN,
+             duration_bucket STRING>) AS snapshot,
+    ROW_NUMBER() OVER (PARTITION BY window_start, window_end, stream_id ORDER BY data_retrieved_at DESC) AS rn
   FROM TABLE(TUMBLE(TABLE on_time_snapshots, DESCRIPTOR(data_retrieved_at), INTERVAL '1' MINUTE))
 ) WHERE rn = 1;
+
+CREATE TEMPORARY VIEW stream_minutes AS
+SELECT minute_time, snapshot.stream_id AS stream_id, snapshot.user_login AS user_login, snapshot.user_name AS user_name,
+  snapshot.game_id AS game_id, snapshot.game_name AS game_name, snapshot.title AS title, snapshot.`language` AS `language`,
+  snapshot.viewer_count AS viewer_count, snapshot.is_mature AS is_mature, snapshot.broadcaster_type AS broadcaster_type,
+  snapshot.is_new AS is_new, snapshot.duration_bucket AS duration_bucket
+FROM stream_minute_rows;
 
 -- ------------------------------------------------------------------------------------------- step 2
 CREATE TEMPORARY VIEW stream_windows AS
