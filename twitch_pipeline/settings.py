@@ -56,9 +56,9 @@ class Settings:
     checkpoint_dir: str = _setting("", "Checkpoint/savepoint storage URI; empty means `<run_dir>/flink/checkpoints` (object storage in production).", group="flink")
     state_ttl_s: float = _setting(3600.0, "State TTL of deduplication and join state, in seconds.", group="flink")
     watermark_lateness_s: float = _setting(30.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
-    source_idle_timeout_s: float = _setting(5.0, "Seconds after which an idle Kafka partition stops holding back watermarks.", group="flink")
+    source_idle_timeout_s: float = _setting(5.0, "Seconds after which an idle Kafka partition stops holding back watermarks (jobs reading Flink outputs; the enrichment job relies on producer heartbeats instead).", group="flink")
     max_event_chars: int = _setting(65536, "Events longer than this many characters go to the dead-letter topic as oversized.", group="flink")
-    restart_attempts: int = _setting(10, "Fixed-delay restart attempts of a failing Flink job.", group="flink")
+    restart_attempts: int = _setting(50, "Restarts (exponential back-off, 1 s to 15 s) before a failing Flink job gives up.", group="flink")
 
     # -- Iceberg ----------------------------------------------------------------------------------
     iceberg_catalog: str = _setting("twitch", "Iceberg catalog name, identical for Flink SQL and pyiceberg.", group="iceberg")

@@ -74,9 +74,12 @@ def cluster_config(settings: Settings) -> dict[str, Any]:
         "execution.checkpointing.savepoint-dir": settings.savepoint_uri,
         "state.backend.type": "rocksdb",
         "execution.checkpointing.incremental": True,
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": settings.restart_attempts,
-        "restart-strategy.fixed-delay.delay": "2 s",
+        # Exponential back-off rides out a TaskManager that takes a while to come back (a crash, a restart
+        # under load) instead of burning a fixed number of quick attempts while no slot exists.
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": "15 s",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": settings.restart_attempts,
         "heartbeat.timeout": 20000,
         "python.client.executable": sys.executable,
         "python.executable": sys.executable,

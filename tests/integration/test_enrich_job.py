@@ -1,0 +1,212 @@
+"""The enrichment job on a real platform: known answers, dead letters, late events, and a TaskManager crash.
+
+Runs the streaming job (not bounded): lateness is only observable while the job runs, and the drain
+relies on heartbeats advancing watermarks on every partition, as it does in production.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.iceberg import load_catalog
+from connectors.kafka import client_config
+from producers.heartbeat import emit_heartbeats
+from twitch_pipeline.jobs import cancel, submit
+from twitch_pipeline.platform.flink import Flink
+from twitch_pipeline.platform.lifecycle import down, up
+from twitch_pipeline.platform.process import wait_until
+
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)
+DIMENSION_TOPICS = ("twitch_users", "twitch_games")
+INPUT_TOPICS = ("game_streams", *DIMENSION_TOPICS)
+
+
+def ts(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def user(user_id: str, at: float, broadcaster_type: str, description: str) -> dict[str, Any]:
+    return {"user_id": user_id, "login": f"login-{user_id}", "display_name": f"Name-{user_id}", "broadcaster_type": broadcaster_type,
+            "description": description, "created_at": "2019-05-01T12:00:00.000Z", "data_retrieved_at": ts(at)}
+
+
+def game(game_id: str, name: str) -> dict[str, Any]:
+    return {"game_id": game_id, "name": name, "box_art_url": "", "igdb_id": "", "data_retrieved_at": ts(-3600)}
+
+
+def snapshot(event_id: str, stream_id: str, user_id: str, game_id: str, at: float, viewers: int) -> dict[str, Any]:
+    return {"event_id": event_id, "stream_id": stream_id, "user_id": user_id, "user_login": f"login-{user_id}",
+            "user_name": f"Name-{user_id}", "game_id": game_id, "game_name": f"event-name-{game_id}", "stream_type": "live",
+            "title": f"title {stream_id}", "viewer_count": viewers, "started_at": ts(-7200), "language": "en",
+            "is_mature": stream_id == "s2", "tags": ["English", "Chill"], "data_retrieved_at": ts(at)}
+
+
+class Topics:
+    """Writes JSON (or raw bytes) to the job's input topics and reads its committed output."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.producer = Producer(client_config(settings, **{"enable.idempotence": True, "linger.ms": 5}))
+
+    def send(self, topic: str, key: str, value: dict | bytes) -> None:
+        payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        self.producer.produce(topic, payload, key=key.encode())
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0
+
+    def heartbeat(self, at: float) -> None:
+        emit_heartbeats(self.producer, INPUT_TOPICS, int((T0 + timedelta(seconds=at)).timestamp() * 1000))
+        self.flush()
+
+    def read_committed(self, topic: str, done: Callable[[list[dict]], bool], timeout_s: float = 180) -> list[dict]:
+        """Every committed record of ``topic`` until ``done(records)`` and the consumer has reached the end."""
+        consumer = Consumer(client_config(self.settings, **{"group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                                                            "isolation.level": "read_committed", "enable.auto.commit": False}))
+        consumer.subscribe([topic])
+        records: list[dict] = []
+
+        def caught_up() -> bool:
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is None:
+                    records.append(json.loads(msg.value()))
+            if not done(records):
+                return False
+            assigned = consumer.assignment()
+            return bool(assigned) and all(at_end(p) for p in consumer.position(assigned))
+
+        def at_end(position: TopicPartition) -> bool:
+            low, high = consumer.get_watermark_offsets(TopicPartition(position.topic, position.partition))
+            return high == low or position.offset >= high  # an empty partition has no position
+
+        try:
+            wait_until(caught_up, timeout_s, f"committed output on {topic}", interval_s=0)
+        finally:
+            consumer.close()
+        return records
+
+
+@pytest.fixture(scope="module")
+def enrich_job(make_settings) -> Iterator[tuple[Any, Topics]]:
+    """A platform of its own (its topics carry only this module's data) with the enrichment job running."""
+    settings = make_settings(watermark_lateness_s=30.0)
+    try:
+        up(settings, echo=lambda _: None)
+        topics = Topics(settings)
+        for item in (user("u1", -3600, "partner", "old bio"), user("u2", -3600, "affiliate", "bio 2"), user("u1", 90, "affiliate", "new bio")):
+            topics.send("twitch_users", item["user_id"], item)
+        for item in (game("g1", "Alpha"), game("g2", "Beta")):
+            topics.send("twitch_games", item["game_id"], item)
+        topics.flush()
+        submit(settings, "enrich_streams")
+        yield settings, topics
+    finally:
+        try:
+            cancel(settings, "enrich_streams")
+        except Exception:  # noqa: BLE001 - the platform goes down regardless
+            pass
+        down(settings, echo=lambda _: None)
+
+
+def test_dedup_join_dead_letters_and_late_events(enrich_job):
+    settings, topics = enrich_job
+    streams = [
+        snapshot("a0", "s1", "u1", "g1", 0, 100),
+        snapshot("a1", "s1", "u1", "g1", 60, 110),
+        snapshot("a0", "s1", "u1", "g1", 0, 100),          # exact duplicate: same event_id
+        snapshot("a1-again", "s1", "u1", "g1", 60, 999),   # same (stream_id, data_retrieved_at), other id
+        snapshot("a2", "s1", "u1", "g1", 120, 120),        # after u1's profile changed (t0+90)
+        snapshot("a3", "s1", "u1", "g1", 180, 130),
+        snapshot("b1", "s2", "u2", "g2", 90, 50),
+        snapshot("b0", "s2", "u2", "g2", 75, 40),          # out of order, within the lateness
+        snapshot("c0", "s3", "u3", "g3", 60, 7),           # profile and game never arrive
+    ]
+    for item in streams:
+        topics.send("game_streams", item["stream_id"], item)
+    bad = snapshot("x", "s9", "u1", "g1", 60, 1)
+    malformed = {
+        "invalid JSON": b'{"event_id": "broken',
+        "missing or invalid stream_id": json.dumps({k: v for k, v in bad.items() if k != "stream_id"}).encode(),
+        "missing or invalid viewer_count": json.dumps({**bad, "viewer_count": "many"}).encode(),
+        "invalid UTF-8": json.dumps(bad).encode().replace(b"title", b"ti\xff\xfele"),
+        "oversized": json.dumps({**bad, "title": "x" * (settings.max_event_chars + 1)}).encode(),
+    }
+    for payload in malformed.values():
+        topics.send("game_streams", "s9", payload)
+    topics.heartbeat(600)
+
+    enriched = {r["event_id"]: r for r in topics.read_committed("game_streams_enriched", lambda rs: len({r["event_id"] for r in rs}) >= 7)}
+    assert sorted(enriched) == ["a0", "a1", "a2", "a3", "b0", "b1", "c0"]
+    assert enriched["a1"]["viewer_count"] == 110, "the first arrival of a snapshot wins"
+    profile = {eid: (enriched[eid]["broadcaster_type"], enriched[eid]["user_description"]) for eid in ("a0", "a1", "a2", "a3")}
+    assert profile == {"a0": ("partner", "old bio"), "a1": ("partner", "old bio"), "a2": ("affiliate", "new bio"), "a3": ("affiliate", "new bio")}
+    assert (enriched["b0"]["game_name"], enriched["b0"]["broadcaster_type"], enriched["b0"]["is_mature"]) == ("Beta", "affiliate", True)
+    missing = enriched["c0"]
+    assert (missing["broadcaster_type"], missing["user_description"], missing["user_created_at"]) == (None, None, None)
+    assert missing["game_name"] == "event-name-g3", "an unknown game keeps the name the event carried"
+    assert (missing["user_login"], missing["viewer_count"]) == ("login-u3", 7)
+    first = enriched["a0"]
+    assert parse_ts(first["data_retrieved_at"]) == T0 and parse_ts(first["started_at"]) == T0 - timedelta(hours=2)
+    assert parse_ts(first["user_created_at"]) == datetime(2019, 5, 1, 12, tzinfo=timezone.utc)
+    assert (first["tags"], first["game_name"], first["stream_type"]) == ("English,Chill", "Alpha", "live")
+
+    dead = topics.read_committed("dead_letter", lambda rs: len(rs) >= len(malformed))
+    assert sorted(d["reason"] for d in dead) == sorted(malformed)
+    assert all(d["source_topic"] == "game_streams" and d["source_offset"] >= 0 for d in dead)
+
+    late = snapshot("late-1", "s4", "u1", "g1", -600, 5)  # ten minutes behind a watermark now past t0+9 min
+    topics.send("game_streams", "s4", late)
+    topics.flush()
+    late_rows = topics.read_committed("late_events", lambda rs: len(rs) >= 1)
+    assert [(r["event_id"], r["stream_id"], r["reason"]) for r in late_rows] == [("late-1", "s4", "late")]
+
+    table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.game_streams_enriched")
+
+    def lake_has_all() -> bool:
+        table.refresh()
+        return len(table.scan(selected_fields=("event_id",)).to_arrow()) >= 7
+
+    wait_until(lake_has_all, 120, "enriched rows committed to Iceberg")
+    lake = {r["event_id"]: r for r in table.scan().to_arrow().to_pylist()}
+    assert sorted(lake) == sorted(enriched)
+    assert lake["a2"]["broadcaster_type"] == "affiliate" and lake["a2"]["retrieved_date"].isoformat() == "2026-11-21"
+
+
+def test_exactly_once_across_a_taskmanager_crash(enrich_job):
+    settings, topics = enrich_job
+    flink = Flink(settings)
+    expected: set[str] = set()
+
+    def produce_polls(first: int, last: int) -> None:
+        for poll in range(first, last):
+            for stream in range(100):
+                event_id = f"crash-{poll}-{stream}"
+                expected.add(event_id)
+                topics.send("game_streams", f"cs{stream}", snapshot(event_id, f"cs{stream}", "u2", "g2", 1200 + poll * 60, poll))
+        topics.flush()
+
+    produce_polls(0, 10)
+    topics.read_committed("game_streams_enriched", lambda rs: any(r["event_id"].startswith("crash-") for r in rs))
+    taskmanager = flink.processes[1]
+    taskmanager.kill()
+    produce_polls(10, 20)
+    flink.start()  # restarts only the dead TaskManager; the job recovers from its last checkpoint
+    flink.wait_healthy()
+    topics.heartbeat(1200 + 40 * 60)
+
+    rows = topics.read_committed("game_streams_enriched", lambda rs: expected <= {r["event_id"] for r in rs}, timeout_s=300)
+    late = topics.read_committed("late_events", lambda rs: True)
+    assert not [r for r in late if r["event_id"].startswith("crash-")], "recovery replay must not be classed as late"
+    crash_ids = [r["event_id"] for r in rows if r["event_id"].startswith("crash-")]
+    assert len(crash_ids) == len(expected), f"{len(crash_ids) - len(set(crash_ids))} duplicates after recovery"
+    assert set(crash_ids) == expected
