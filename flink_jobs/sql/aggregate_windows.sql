@@ -17,7 +17,9 @@ SELECT *,
       < FLOOR(CURRENT_WATERMARK(data_retrieved_at) + INTERVAL '0.001' SECOND TO MINUTE) AS is_late
 FROM game_streams_enriched_source;
 
-CREATE TEMPORARY VIEW on_time_snapshots AS SELECT * FROM enriched_with_lateness WHERE NOT is_late;
+-- IS NOT TRUE, not NOT: a row without event time must reach the window and fail the job loudly, never
+-- vanish between the two branches (enrich_streams dead-letters such rows before this topic).
+CREATE TEMPORARY VIEW on_time_snapshots AS SELECT * FROM enriched_with_lateness WHERE is_late IS NOT TRUE;
 
 -- ------------------------------------------------------------------------------------------- step 1
 -- Window deduplication keeping each stream's last snapshot of the minute (enrich_streams already made
