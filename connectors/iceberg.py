@@ -47,5 +47,9 @@ def flink_catalog_ddl(settings: Settings) -> str:
         "'jdbc.schema-version'='V1', "
         # SQLite allows one writer at a time: wait for the lock instead of failing a commit, and use WAL
         # so pyiceberg readers never block Flink's committer.
-        "'jdbc.busy_timeout'='30000', 'jdbc.journal_mode'='WAL')"
+        "'jdbc.busy_timeout'='30000', 'jdbc.journal_mode'='WAL', "
+        # The catalog tables exist already (`up` creates them through pyiceberg). Letting every sink initialise
+        # them leaves a read open on a pooled SQLite connection, whose next commit then fails with
+        # SQLITE_BUSY_SNAPSHOT as soon as another sink has committed: fatal with several Iceberg sinks per job.
+        "'jdbc.init-catalog-tables'='false')"
     )

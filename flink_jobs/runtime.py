@@ -50,7 +50,10 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "namespace": settings.iceberg_namespace,
         "lateness_s": str(int(settings.watermark_lateness_s)),
         "max_event_chars": str(settings.max_event_chars),
-        "group_id": f"twitch-pipeline-{job_name}",
+        # A bounded run (test, backfill) reads from the start under its own group, so it neither resumes
+        # from nor moves the offsets of the streaming job of the same name.
+        "group_id": f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else ""),
+        "startup_mode": "earliest-offset" if bounded else "group-offsets",
         "txn_prefix": f"twitch-pipeline-{job_name}",
         # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
         "bounded_mode": "latest-offset" if bounded else "unbounded",

@@ -22,7 +22,7 @@ CREATE TEMPORARY TABLE game_streams_enriched_source (
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
+  'scan.startup.mode' = '${startup_mode}',
   'scan.bounded.mode' = '${bounded_mode}',
   'scan.watermark.emit.strategy' = 'on-event',
   'format' = 'json',
