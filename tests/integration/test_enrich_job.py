@@ -69,7 +69,7 @@ class Topics:
         emit_heartbeats(self.producer, INPUT_TOPICS, int((T0 + timedelta(seconds=at)).timestamp() * 1000))
         self.flush()
 
-    def read_committed(self, topic: str, done: Callable[[list[dict]], bool], timeout_s: float = 180) -> list[dict]:
+    def read_committed(self, topic: str, done: Callable[[list[dict]], bool], timeout_s: float = 300) -> list[dict]:
         """Every committed record of ``topic`` until ``done(records)`` and the consumer has reached the end."""
         consumer = Consumer(client_config(self.settings, **{"group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "earliest",
                                                             "isolation.level": "read_committed", "enable.auto.commit": False}))
@@ -196,6 +196,7 @@ def test_exactly_once_across_a_taskmanager_crash(enrich_job):
         topics.flush()
 
     produce_polls(0, 10)
+    topics.heartbeat(1200 + 10 * 60)  # as producers do continuously: moves every topic's watermark, dimensions included
     topics.read_committed("game_streams_enriched", lambda rs: any(r["event_id"].startswith("crash-") for r in rs))
     taskmanager = flink.processes[1]
     taskmanager.kill()
