@@ -19,7 +19,8 @@ SMOKE_JOB = Path(__file__).parent / "jobs" / "topic_to_iceberg.py"
 
 
 def create_topic(settings, name: str, partitions: int = 2) -> None:
-    admin_client(settings).create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    admin = admin_client(settings)  # keep a reference: a collected client destroys its pending futures
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
 
 
 def produce(settings, topic: str, rows: list[dict]) -> None:
