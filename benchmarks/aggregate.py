@@ -9,7 +9,6 @@ included), and the run is checked: every 1-minute window has its per-game rows i
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,8 @@ from connectors.kafka import admin_client
 from connectors.sink.loadgen import encode, enriched_stream, produce_in_transactions
 from flink_jobs.aggregate import GOLD_TABLES, JOB_NAME
 from twitch_pipeline.jobs import submit
-from twitch_pipeline.platform.component import ensure_dir
 from twitch_pipeline.platform.flink import Flink
-from twitch_pipeline.platform.iceberg import Iceberg
-from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.process import free_port
+from twitch_pipeline.platform.lifecycle import isolated, running
 from twitch_pipeline.settings import Settings, load_settings
 
 ROWS = 1_000_000
@@ -62,24 +58,6 @@ def run(settings: Settings) -> dict:
 
 
 def main() -> dict:
-    base = load_settings(environ={}, dotenv=None)
-    settings = dataclasses.replace(
-        base,
-        run_dir=Path(tempfile.mkdtemp(prefix="bench-aggregate-")),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        flink_rest_port=free_port(),
-        flink_rpc_port=free_port(),
-        clickhouse_port=free_port(),
-    )
-    ensure_dir(settings.run_path / "logs")
-    started = []
-    try:
-        for part in (Kafka(settings), Iceberg(settings), Flink(settings)):
-            part.start()
-            started.append(part)
-            part.wait_healthy()
+    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-aggregate-")))
+    with running(settings):
         return run(settings)
-    finally:
-        for part in reversed(started):
-            part.stop()

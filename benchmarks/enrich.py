@@ -47,11 +47,9 @@ from flink_jobs.runtime import sql_params
 from producers.contracts import encode, iso_ms, stream_event_id, violations
 from producers.heartbeat import emit_heartbeats
 from twitch_pipeline.jobs import ACTIVE, find_active, stop_with_savepoint, submit
-from twitch_pipeline.platform.component import ensure_dir
 from twitch_pipeline.platform.flink import Flink
-from twitch_pipeline.platform.iceberg import Iceberg
-from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.process import ManagedProcess, free_port, wait_until
+from twitch_pipeline.platform.lifecycle import isolated, running
+from twitch_pipeline.platform.process import ManagedProcess, wait_until
 from twitch_pipeline.settings import Settings, load_settings
 
 EVENTS = 200_000  # backlog of the throughput run, duplicates included: over a minute of processing here
@@ -416,26 +414,11 @@ def log_errors(settings: Settings, limit: int = 5) -> dict[str, Any]:
 
 
 def main() -> dict:
-    base = load_settings(environ={}, dotenv=None)
-    settings = dataclasses.replace(
-        base,
-        run_dir=Path(tempfile.mkdtemp(prefix="bench-enrich-")),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        flink_rest_port=free_port(),
-        flink_rpc_port=free_port(),
-        clickhouse_port=free_port(),
-    )
-    ensure_dir(settings.run_path / "logs")
+    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-enrich-")))
     world = World()
     load_before = os.getloadavg()
     began = time.monotonic()
-    started = []
-    try:
-        for part in (Kafka(settings), Iceberg(settings), Flink(settings)):
-            part.start()
-            started.append(part)
-            part.wait_healthy()
+    with running(settings):
         ensure_topics(settings)
         flink = Flink(settings)
         result: dict[str, Any] = {"parallelism": settings.flink_parallelism, "partitions": settings.kafka_partitions,
@@ -451,6 +434,3 @@ def main() -> dict:
         result["run_dir"] = str(settings.run_path)
         result["benchmark_s"] = round(time.monotonic() - began)
         return result
-    finally:
-        for part in reversed(started):
-            part.stop()

@@ -6,22 +6,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
-from twitch_pipeline.platform.lifecycle import down, status, up
-from twitch_pipeline.platform.process import free_port
+from twitch_pipeline.platform.lifecycle import down, isolated, status, up
 from twitch_pipeline.settings import load_settings
 
 
 def main() -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-platform-") as tmp:
-        settings = dataclasses.replace(
-            load_settings(), run_dir=Path(tmp), kafka_port=free_port(), kafka_controller_port=free_port(),
-            flink_rest_port=free_port(), flink_rpc_port=free_port(), clickhouse_port=free_port(),
-        )
+        settings = isolated(load_settings(), Path(tmp))
         try:
             began = time.monotonic()
             up(settings, echo=lambda _: None)

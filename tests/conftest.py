@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from twitch_pipeline.platform.process import free_port
+from twitch_pipeline.platform.lifecycle import isolated, running
 from twitch_pipeline.settings import Settings, load_settings
 
 MakeSettings = Callable[..., Settings]
@@ -23,18 +23,8 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory) -> MakeSettings:
     """Settings for a fresh platform: a new run directory and free ports, plus any overrides."""
 
     def make(**overrides) -> Settings:
-        base = load_settings(environ={}, dotenv=None)
-        values = dict(
-            run_dir=tmp_path_factory.mktemp("run"),
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            flink_rest_port=free_port(),
-            flink_rpc_port=free_port(),
-            clickhouse_port=free_port(),
-            checkpoint_interval_s=2.0,
-        )
-        values.update(overrides)
-        return dataclasses.replace(base, **values)
+        base = isolated(load_settings(environ={}, dotenv=None), tmp_path_factory.mktemp("run"))
+        return dataclasses.replace(base, **{"checkpoint_interval_s": 2.0, **overrides})
 
     return make
 
@@ -50,6 +40,16 @@ def platform(make_settings: MakeSettings) -> Iterator[Settings]:
         yield settings
     finally:
         down(settings, echo=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def kafka(make_settings: MakeSettings) -> Iterator[Settings]:
+    """Just a Kafka broker with the project's topics, shared by the tests that need nothing else."""
+    from connectors.topics import ensure_topics
+
+    with running(make_settings(), ["kafka"]) as settings:
+        ensure_topics(settings)
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 PREFIX = "TWITCH_PIPELINE_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -30,11 +30,8 @@ from confluent_kafka.admin import NewTopic
 
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client, client_config
+from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.jobs import list_jobs, submit
-from twitch_pipeline.platform.component import ensure_dir
-from twitch_pipeline.platform.flink import Flink
-from twitch_pipeline.platform.iceberg import Iceberg
-from twitch_pipeline.platform.kafka import Kafka
 from twitch_pipeline.platform.process import wait_until
 from twitch_pipeline.settings import Settings
 
@@ -162,14 +159,7 @@ EXPECTED["top_streams"] = [
 @pytest.fixture(scope="module")
 def lake_platform(make_settings) -> Iterator[Settings]:
     """Kafka, Iceberg and Flink on free ports, with the job's topics created."""
-    settings = make_settings(watermark_lateness_s=30.0)
-    ensure_dir(settings.run_path / "logs")
-    started = []
-    try:
-        for part in (Kafka(settings), Iceberg(settings), Flink(settings)):
-            part.start()
-            started.append(part)
-            part.wait_healthy()
+    with running(make_settings(watermark_lateness_s=30.0)) as settings:
         topics = (SOURCE_TOPIC, *OUTPUTS, "late_events")
         # One input partition: with two, an empty or lagging one holds the watermark back until it is
         # read, so which rows count as late would depend on fetch timing instead of on the data.
@@ -178,9 +168,6 @@ def lake_platform(make_settings) -> Iterator[Settings]:
         for future in admin.create_topics(new_topics).values():
             future.result(timeout=30)
         yield settings
-    finally:
-        for part in reversed(started):
-            part.stop()
 
 
 def produce_transactionally(settings: Settings, rows_: list[dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from producers.chat import ChatIngestor
 from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.run import RunOptions, make_publisher
-from tests.integration.test_produce_cli import ServerThread, end_offsets, kafka, read_since  # noqa: F401 - fixture
+from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
 from twitch_pipeline.platform.process import wait_until
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from aiohttp import ClientSession, web
 from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.run import RunOptions, run
-from tests.integration.test_produce_cli import ServerThread, end_offsets, kafka, read_since  # noqa: F401 - fixture
+from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
 from twitch_pipeline.platform.process import free_port, wait_until
 
 pytestmark = pytest.mark.integration

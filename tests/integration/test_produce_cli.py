@@ -22,31 +22,9 @@ from producers.contracts import MAX_EVENT_BYTES, parse_iso_ms, violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.publisher import EVENT_TOPICS, KEY_FIELD
 from tests.cli import run_cli
-from twitch_pipeline.platform.kafka import Kafka
 from twitch_pipeline.platform.process import free_port
 
 pytestmark = pytest.mark.integration
-
-_BROKER: dict[str, Any] = {}
-
-
-def shared_kafka(make_settings, request) -> Any:
-    """One Kafka broker (with the project's topics) for every producer test module of the session."""
-    if "settings" not in _BROKER:
-        settings = make_settings()
-        broker = Kafka(settings)
-        broker.start()
-        request.addfinalizer(broker.stop)  # called from a session-scoped fixture: stops at session end
-        broker.wait_healthy()
-        ensure_topics(settings)
-        _BROKER["settings"] = settings
-    return _BROKER["settings"]
-
-
-@pytest.fixture(scope="session")
-def kafka(make_settings, request):
-    return shared_kafka(make_settings, request)
-
 
 def end_offsets(settings, topics=EVENT_TOPICS) -> dict[tuple[str, int], int]:
     consumer = Consumer(client_config(settings, **{"group.id": f"probe-{uuid.uuid4()}"}))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from twitch_pipeline import registry
 from twitch_pipeline.platform.clickhouse import ClickHouse
@@ -11,7 +14,7 @@ from twitch_pipeline.platform.component import Component, ensure_dir
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.iceberg import Iceberg
 from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.platform.process import PlatformError, free_port
 from twitch_pipeline.settings import Settings, to_env
 
 Echo = Callable[[str], None]
@@ -20,6 +23,35 @@ Echo = Callable[[str], None]
 def components(settings: Settings) -> list[Component]:
     """In start order; `down` goes in reverse."""
     return [Kafka(settings), Iceberg(settings), ClickHouse(settings), Flink(settings)]
+
+
+def isolated(settings: Settings, run_dir: Path) -> Settings:
+    """The same settings on free ports in their own run directory: a platform that disturbs no other.
+
+    Tests and benchmarks use it so that they never meet a user's platform (or each other) on a port or topic.
+    """
+    return dataclasses.replace(
+        settings, run_dir=run_dir, kafka_port=free_port(), kafka_controller_port=free_port(),
+        flink_rest_port=free_port(), flink_rpc_port=free_port(), clickhouse_port=free_port(),
+    )
+
+
+@contextmanager
+def running(settings: Settings, names: Iterable[str] = ("kafka", "iceberg", "flink")) -> Iterator[Settings]:
+    """Only the named components, started in platform order and stopped again on exit (no post-up hooks)."""
+    wanted = set(names)
+    ensure_dir(settings.run_path / "logs")
+    started: list[Component] = []
+    try:
+        for part in components(settings):
+            if part.name in wanted:
+                part.start()
+                started.append(part)
+                part.wait_healthy()
+        yield settings
+    finally:
+        for part in reversed(started):
+            part.stop()
 
 
 def up(settings: Settings, echo: Echo = print) -> dict[str, Any]:
