@@ -57,7 +57,7 @@ def submit(settings: Settings, job: str, args: list[str] | None = None, resume: 
     if resume and pointer.exists():
         cmd += ["--fromSavepoint", pointer.read_text().strip(), "--allowNonRestoredState"]
     cmd += ["--python", str(path), *(args or [])]
-    proc = subprocess.run(cmd, env=flink_cli_env(settings), capture_output=True, text=True, cwd=str(path.parent))
+    proc = subprocess.run(cmd, env=flink_cli_env(settings), capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     log = settings.run_path / "logs" / f"submit-{name}.log"
     log.write_text(out)

@@ -275,9 +275,15 @@ def write_docs(root: Path = PROJECT_ROOT) -> None:
 
 
 def to_env(settings: Settings) -> dict[str, str]:
-    """The settings as environment variables, for child processes (job drivers, connectors)."""
+    """The settings as environment variables, for child processes (job drivers, connectors).
+
+    Paths go out absolute: a child may run in another working directory (`flink run` does).
+    """
     out = {}
     for f in FIELDS:
         value = getattr(settings, f.name)
-        out[env_name(f)] = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            out[env_name(f)] = str(value).lower()
+        else:
+            out[env_name(f)] = str(value.resolve()) if isinstance(value, Path) else str(value)
     return out

@@ -46,6 +46,12 @@ def test_settings_round_trip_through_the_environment():
     assert load_settings(environ=to_env(settings), dotenv=None) == settings
 
 
+def test_child_processes_get_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = to_env(load_settings(environ={"TWITCH_PIPELINE_RUN_DIR": ".run"}, dotenv=None))
+    assert env["TWITCH_PIPELINE_RUN_DIR"] == str(tmp_path / ".run")
+
+
 def test_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme, "README settings table is stale: run `twitch-pipeline settings --write`"
