@@ -43,7 +43,8 @@ def test_secrets_are_redacted():
 
 def test_settings_round_trip_through_the_environment():
     settings = load_settings(environ={"TWITCH_PIPELINE_KAFKA_PORT": "4444", "TWITCH_PIPELINE_CLICKHOUSE_SECURE": "true"}, dotenv=None)
-    assert load_settings(environ=to_env(settings), dotenv=None) == settings
+    env = to_env(settings)
+    assert to_env(load_settings(environ=env, dotenv=None)) == env
 
 
 def test_child_processes_get_absolute_paths(tmp_path, monkeypatch):
