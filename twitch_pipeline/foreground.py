@@ -66,7 +66,9 @@ def run(settings: Settings, refresh_s: float = 5.0) -> int:
             sys.stdout.flush()
     finally:
         print("\n==> stopping")
-        producer.stop(settings.stop_timeout_s)
+        if producer.running():
+            producer.stop(settings.stop_timeout_s)
+            print(f"  {producer.name:<11} stopped")
         stop_services(settings)
         try:
             stop_all(settings)
