@@ -13,6 +13,7 @@ from confluent_kafka.admin import NewTopic
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client, client_config
 from tests.cli import run_cli
+from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.platform.process import wait_until
 
 SMOKE_JOB = Path(__file__).parent / "jobs" / "topic_to_iceberg.py"
@@ -126,3 +127,12 @@ def test_run_directory_that_is_a_file_is_a_one_line_error(make_settings, tmp_pat
     path.write_text("x")
     result = run_cli(make_settings(run_dir=path), "up")
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_kafka_formats_storage_whatever_its_random_cluster_id(make_settings, monkeypatch):
+    """A cluster id is random base64: one in 64 starts with "-", which must not parse as an option."""
+    leading_dash = uuid.UUID(bytes=b"\xfb" + bytes(15))
+    monkeypatch.setattr(uuid, "uuid4", lambda: leading_dash)
+    with running(make_settings(), ["kafka"]) as settings:
+        meta = (settings.run_path / "kafka" / "data" / "meta.properties").read_text()
+    assert "cluster.id=-" in meta

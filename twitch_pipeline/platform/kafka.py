@@ -93,7 +93,8 @@ class Kafka(Component):
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(conf), "--standalone"),
+                # `--cluster-id=` form: a random id may start with "-", which would otherwise parse as an option.
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(conf), "--standalone"),
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
