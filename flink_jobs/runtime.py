@@ -57,6 +57,16 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "txn_prefix": f"twitch-pipeline-{job_name}",
         # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
         "bounded_mode": "latest-offset" if bounded else "unbounded",
+        # What every exactly-once Kafka output shares (a sink adds connector, topic, its own transactional-id
+        # prefix — sinks sharing one would fence each other — and its key). The broker allows the 15 min timeout.
+        "exactly_once_json_sink": ", ".join(f"'{k}' = '{v}'" for k, v in {
+            "properties.bootstrap.servers": settings.bootstrap_servers,
+            "properties.transaction.timeout.ms": "900000",
+            "sink.delivery-guarantee": "exactly-once",
+            "value.format": "json",
+            "value.fields-include": "ALL",
+            "value.json.timestamp-format.standard": "ISO-8601",
+        }.items()),
     }
 
 

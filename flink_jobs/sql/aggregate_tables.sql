@@ -62,73 +62,48 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.top_streams (
 CREATE TEMPORARY TABLE game_minute_stats_topic WITH (
   'connector' = 'kafka',
   'topic' = 'game_minute_stats',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-game-minute',
   'key.format' = 'raw',
   'key.fields' = 'game_id',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 ) LIKE `${catalog}`.`${namespace}`.game_minute_stats (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE language_minute_stats_topic WITH (
   'connector' = 'kafka',
   'topic' = 'language_minute_stats',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-language-minute',
   'key.format' = 'raw',
   'key.fields' = 'language',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 ) LIKE `${catalog}`.`${namespace}`.language_minute_stats (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE share_minute_stats_topic WITH (
   'connector' = 'kafka',
   'topic' = 'share_minute_stats',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-share-minute',
   'key.format' = 'raw',
   'key.fields' = 'dimension',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 ) LIKE `${catalog}`.`${namespace}`.share_minute_stats (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE stream_duration_stats_topic WITH (
   'connector' = 'kafka',
   'topic' = 'stream_duration_stats',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-duration',
   'key.format' = 'raw',
   'key.fields' = 'game_id',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 ) LIKE `${catalog}`.`${namespace}`.stream_duration_stats (EXCLUDING ALL);
 
 -- Keyed by window: the ten rows of one window land on one partition, in rank order.
 CREATE TEMPORARY TABLE top_streams_topic WITH (
   'connector' = 'kafka',
   'topic' = 'top_streams',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-top-streams',
   'key.format' = 'json',
   'key.fields' = 'window_start',
   'key.json.timestamp-format.standard' = 'ISO-8601',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 ) LIKE `${catalog}`.`${namespace}`.top_streams (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE late_events_topic (
@@ -136,10 +111,6 @@ CREATE TEMPORARY TABLE late_events_topic (
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'late_events',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 );

@@ -51,14 +51,9 @@ CREATE TEMPORARY TABLE game_streams_enriched_topic (
 ) WITH (
   'connector' = 'upsert-kafka',
   'topic' = 'game_streams_enriched',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-enriched',
   'key.format' = 'raw',
-  'value.format' = 'json',
-  'value.fields-include' = 'ALL',
-  'value.json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 );
 
 CREATE TEMPORARY TABLE late_events_topic (
@@ -66,12 +61,8 @@ CREATE TEMPORARY TABLE late_events_topic (
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'late_events',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 );
 
 CREATE TEMPORARY TABLE dead_letter_topic (
@@ -80,12 +71,8 @@ CREATE TEMPORARY TABLE dead_letter_topic (
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'dead_letter',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '900000',
-  'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${txn_prefix}-dlq',
-  'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
+  ${exactly_once_json_sink}
 );
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
