@@ -23,9 +23,8 @@ from connectors.clickhouse import clickhouse_client
 from connectors.migrations import apply_migrations
 from connectors.sink.loadgen import encode, enriched_stream, late_event, produce_in_transactions
 from connectors.topics import ensure_topics
-from twitch_pipeline.platform.clickhouse import ClickHouse
-from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.process import ManagedProcess, free_port, wait_until
+from twitch_pipeline.platform.lifecycle import isolated, running
+from twitch_pipeline.platform.process import ManagedProcess, wait_until
 from twitch_pipeline.settings import Settings, load_settings, to_env
 
 THROUGHPUT_ROWS = {"late_events": 1_000_000, "game_streams_enriched": 300_000}
@@ -128,29 +127,13 @@ def latency(settings: Settings) -> dict:
 
 
 def main() -> dict:
-    base = load_settings(environ={}, dotenv=None)
-    settings = dataclasses.replace(
-        base,
-        run_dir=Path(tempfile.mkdtemp(prefix="bench-sink-")),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        clickhouse_port=free_port(),
-    )
-    kafka, clickhouse = Kafka(settings), ClickHouse(settings)
-    try:
-        kafka.start()
-        clickhouse.start()
-        kafka.wait_healthy()
-        clickhouse.wait_healthy()
+    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-sink-")))
+    with running(settings, ["kafka", "clickhouse"]):
         apply_migrations(settings)
         ensure_topics(settings)
-        result = {
+        return {
             "partitions": settings.kafka_partitions,
             "batch_rows": settings.sink_batch_rows,
             "throughput": {topic: throughput(settings, topic, rows) for topic, rows in THROUGHPUT_ROWS.items()},
             "latency": latency(settings),
         }
-    finally:
-        clickhouse.stop()
-        kafka.stop()
-    return result

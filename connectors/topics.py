@@ -39,7 +39,7 @@ SOURCE_TOPICS = (GAME_STREAMS, TWITCH_USERS, TWITCH_GAMES, CHAT_MESSAGES)
 
 # Written by the Flink jobs and the ClickHouse sink; created up front so jobs can start in any order.
 DERIVED_TOPICS = (
-    TopicSpec("game_streams_enriched", "stream_id", "stream snapshots joined with the broadcaster profile valid at poll time"),
+    TopicSpec("game_streams_enriched", "event_id", "stream snapshots joined with the broadcaster profile valid at poll time"),
     TopicSpec("game_minute_stats", "game_id", "per game and minute: streams, viewers"),
     TopicSpec("language_minute_stats", "language", "per language and minute: streams, viewers"),
     TopicSpec("share_minute_stats", "dimension", "per minute: mature and broadcaster-type shares"),

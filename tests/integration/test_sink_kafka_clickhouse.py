@@ -20,8 +20,7 @@ from connectors.sink.health import sink_health
 from connectors.sink.loadgen import encode, enriched_stream, late_event, produce_in_transactions
 from connectors.sink.runner import run_sink
 from connectors.topics import ensure_topics
-from twitch_pipeline.platform.clickhouse import ClickHouse
-from twitch_pipeline.platform.kafka import Kafka
+from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.platform.process import ManagedProcess, wait_until
 from twitch_pipeline.settings import to_env
 
@@ -35,19 +34,10 @@ ABORTED = lambda n: n % 17 == 5  # noqa: E731 - these transactions are aborted: 
 
 @pytest.fixture(scope="module")
 def kafka_and_clickhouse(make_settings):
-    settings = make_settings(kafka_partitions=2)
-    kafka, clickhouse = Kafka(settings), ClickHouse(settings)
-    try:
-        kafka.start()
-        clickhouse.start()
-        kafka.wait_healthy()
-        clickhouse.wait_healthy()
+    with running(make_settings(kafka_partitions=2), ["kafka", "clickhouse"]) as settings:
         apply_migrations(settings)
         ensure_topics(settings)
         yield settings
-    finally:
-        clickhouse.stop()
-        kafka.stop()
 
 
 def scalar(settings, sql: str):
