@@ -48,7 +48,7 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "bootstrap": settings.bootstrap_servers,
         "catalog": settings.iceberg_catalog,
         "namespace": settings.iceberg_namespace,
-        "lateness_s": str(int(settings.watermark_lateness_s)),
+        "lateness": interval_literal(settings.watermark_lateness_s),
         "max_event_chars": str(settings.max_event_chars),
         # A bounded run (test, backfill) reads from the start under its own group, so it neither resumes
         # from nor moves the offsets of the streaming job of the same name.
@@ -68,6 +68,19 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
             "value.json.timestamp-format.standard": "ISO-8601",
         }.items()),
     }
+
+
+def interval_literal(seconds: float) -> str:
+    """A Flink SQL interval of ``seconds`` with millisecond precision and no size limit worth meeting.
+
+    ``INTERVAL '<n>' SECOND`` only takes two digits (100 s or more fails validation), so durations are
+    written as ``DAY TO SECOND(3)`` literals, which hold up to 99 days.
+    """
+    millis = round(seconds * 1000)
+    days, millis = divmod(millis, 86_400_000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}' DAY TO SECOND(3)"
 
 
 def load_sql(name: str, params: dict[str, str]) -> list[str]:

@@ -14,7 +14,7 @@ CREATE TEMPORARY TABLE game_streams_enriched_source (
   started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
   broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
   data_retrieved_at TIMESTAMP_LTZ(3),
-  WATERMARK FOR data_retrieved_at AS data_retrieved_at - INTERVAL '${lateness_s}' SECOND
+  WATERMARK FOR data_retrieved_at AS data_retrieved_at - ${lateness}
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'game_streams_enriched',

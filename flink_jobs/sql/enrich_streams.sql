@@ -18,7 +18,7 @@ CREATE TEMPORARY TABLE game_streams_source (
   event_time AS COALESCE(
     TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
     TIMESTAMP '1970-01-01 00:00:00'),
-  WATERMARK FOR event_time AS event_time - INTERVAL '${lateness_s}' SECOND
+  WATERMARK FOR event_time AS event_time - ${lateness}
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'game_streams',
