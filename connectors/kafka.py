@@ -20,3 +20,39 @@ def admin_client(settings: Settings):
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(client_config(settings, **{"socket.timeout.ms": 2000}))
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of a serialized key, as a signed 32-bit int (``Utils.murmur2`` in Java)."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    whole = length - length % 4
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[whole:]
+    if tail:
+        for shift, byte in reversed(list(enumerate(tail))):
+            h ^= byte << (8 * shift)
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java clients, Flink's Kafka sink) gives a keyed record."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partition_count(settings: Settings, topic: str, timeout_s: float = 10.0) -> int:
+    """How many partitions ``topic`` has on the broker; a clear error when it does not exist."""
+    meta = admin_client(settings).list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise LookupError(f"topic {topic!r} has no partitions on {settings.bootstrap_servers} (create it with `twitch-pipeline up`)")
+    return len(meta.partitions)

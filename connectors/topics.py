@@ -14,6 +14,31 @@ from twitch_pipeline.settings import Settings
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
+#: Records keyed with this prefix are heartbeats: they carry event time only (see producers/heartbeat.py)
+#: and every consumer skips them once its watermark has seen them.
+HEARTBEAT_KEY = b"__heartbeat__"
+
+
+def is_heartbeat_key(key: bytes | None) -> bool:
+    return key is not None and key.startswith(HEARTBEAT_KEY)
+
+
+def heartbeat_keys(partitions: int) -> list[str]:
+    """One heartbeat key per partition, the i-th of which Kafka's default partitioner sends to partition i.
+
+    A Flink sink partitions by key, so a job relays a heartbeat to every partition of its output by writing
+    it once under each of these keys (``__heartbeat__<n>`` with the smallest fitting n).
+    """
+    from connectors.kafka import default_partition
+
+    keys: dict[int, str] = {}
+    n = 0
+    while len(keys) < partitions:
+        key = f"{HEARTBEAT_KEY.decode()}{n}"
+        keys.setdefault(default_partition(key.encode(), partitions), key)
+        n += 1
+    return [keys[p] for p in range(partitions)]
+
 
 @dataclass(frozen=True)
 class TopicSpec:

@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import argparse
 
+from connectors.kafka import partition_count
+from connectors.topics import heartbeat_keys
 from flink_jobs.runtime import execute_script, sql_params, table_env
-from twitch_pipeline.settings import load_settings
+from twitch_pipeline.settings import Settings, load_settings
 
 JOB_NAME = "enrich_streams"
+OUTPUT_TOPIC = "game_streams_enriched"
+
+
+def enrich_params(settings: Settings, bounded: bool) -> dict[str, str]:
+    """The shared SQL parameters plus the keys that address each partition of the output topic.
+
+    Heartbeats are relayed once per output partition, so the partition count is read from the broker
+    when the job is submitted (resubmit after adding partitions).
+    """
+    keys = heartbeat_keys(partition_count(settings, OUTPUT_TOPIC))
+    return {**sql_params(settings, JOB_NAME, bounded=bounded), "heartbeat_keys": ", ".join(f"'{k}'" for k in keys)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     # harmful here: while one partition's backlog is replayed after a restart, the other partition looks idle,
     # the watermark jumps to its heartbeat, and the backlog is then (wrongly) classed as late.
     env.get_config().set("table.exec.source.idle-timeout", "0 ms")
-    result = execute_script(env, "enrich_streams", sql_params(settings, JOB_NAME, bounded=args.bounded))
+    result = execute_script(env, "enrich_streams", enrich_params(settings, args.bounded))
     if args.bounded and result is not None:
         result.wait()
 

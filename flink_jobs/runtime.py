@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connectors.iceberg import flink_catalog_ddl
+from connectors.topics import HEARTBEAT_KEY
 from twitch_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "catalog": settings.iceberg_catalog,
         "namespace": settings.iceberg_namespace,
         "lateness": interval_literal(settings.watermark_lateness_s),
+        "heartbeat_key": HEARTBEAT_KEY.decode(),
         "max_event_chars": str(settings.max_event_chars),
         # A bounded run (test, backfill) reads from the start under its own group, so it neither resumes
         # from nor moves the offsets of the streaming job of the same name.

@@ -3,7 +3,8 @@
 An event-time job only closes a window once the watermark of *every* partition it reads has passed
 it. A partition that receives no events (a quiet channel's key, or simply the end of a bounded run)
 would hold every window open forever; a heartbeat advances it. Consumers recognise heartbeats by the
-key ``__heartbeat__`` and drop them after the watermark has seen them.
+key ``__heartbeat__`` (:data:`connectors.topics.HEARTBEAT_KEY`) and drop them after the watermark has seen
+them; the enrichment job relays them into its output, so jobs reading that output drain the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
+from connectors.topics import HEARTBEAT_KEY
 from producers.contracts import iso_ms
 
-HEARTBEAT_KEY = b"__heartbeat__"
+__all__ = ["HEARTBEAT_KEY", "emit_heartbeats", "heartbeat_value"]
 
 
 def heartbeat_value(event_time_ms: int) -> bytes:

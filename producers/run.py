@@ -120,13 +120,23 @@ def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, s
         else:
             raise ValueError(f"unknown source {opts.source!r}: use {SYNTHETIC} or {TWITCH}")
         if opts.events is not None and publisher.max_event_time is not None:
-            # close every event-time window downstream: nothing older than this will follow
-            publisher.heartbeats(publisher.max_event_time + int(settings.drain_horizon_s * 1000))
+            drain(publisher, publisher.max_event_time, settings.drain_horizon_s)
     finally:
         undelivered = publisher.flush()
         progress.close()
     return RunResult(publisher.summary(), undelivered, publisher.heartbeat_failures, time.monotonic() - began,
                      publisher.max_event_time, dict(publisher.malformed_kinds))
+
+
+def drain(publisher: Publisher, last_event_ms: int, horizon_s: float) -> None:
+    """End a bounded run so every event-time window downstream closes: nothing older will follow.
+
+    Two rounds, one and two horizons past the last event. The first closes the enrichment job's windows;
+    the second moves its watermark past the first, which releases that heartbeat from the event-time join
+    into the enriched output, where it closes the windows of the jobs reading that output.
+    """
+    for rounds in (1, 2):
+        publisher.heartbeats(last_event_ms + rounds * int(horizon_s * 1000))
 
 
 def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event) -> None:

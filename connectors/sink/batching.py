@@ -23,6 +23,7 @@ class SourceRecord:
     offset: int
     value: bytes | None
     timestamp_ms: int  # Kafka record timestamp (for the flushing delay of a batch)
+    key: bytes | None = None  # only read to recognise heartbeats
 
 
 @dataclass(frozen=True)

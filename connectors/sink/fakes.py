@@ -39,11 +39,12 @@ class MemoryLog:
     def create(self, topic: str, partitions: int) -> None:
         self.topics[topic] = partitions
 
-    def append(self, topic: str, partition: int, value: bytes | None, skip: int = 0, timestamp_ms: int = 0) -> int:
+    def append(self, topic: str, partition: int, value: bytes | None, skip: int = 0, timestamp_ms: int = 0,
+               key: bytes | None = None) -> int:
         """Append a record after ``skip`` offsets readers never see (markers, aborted records)."""
         tp = (topic, partition)
         offset = self.end[tp] + skip
-        self.records[tp].append(SourceRecord(topic, partition, offset, value, timestamp_ms))
+        self.records[tp].append(SourceRecord(topic, partition, offset, value, timestamp_ms, key))
         self.end[tp] = offset + 1
         return offset
 

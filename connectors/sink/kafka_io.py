@@ -76,7 +76,7 @@ class KafkaSource:
                     raise KafkaException(err)
                 _LOG.warning("kafka: %s", err.str())  # transient: librdkafka retries by itself
                 continue
-            out.append(SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.timestamp()[1]))
+            out.append(SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.timestamp()[1], msg.key()))
         return out
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:

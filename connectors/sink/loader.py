@@ -25,6 +25,7 @@ from connectors.sink.batching import Batch, Batcher, TopicPartition
 from connectors.sink.mapping import TableMapping
 from connectors.sink.ports import COMMITTED, PENDING, BatchReport, DeadLetter, DeadLetters, HealthLog, Inserter, RangeState, Source, StateStore
 from connectors.sink.rows import Rejected, RowConverter
+from connectors.topics import is_heartbeat_key
 
 _LOG = logging.getLogger("twitch_pipeline.sink")
 POLL_MAX_RECORDS = 10_000
@@ -173,6 +174,8 @@ class Loader:
         conv = self.converters[batch.topic]
         rows, rejected = [], []
         for record in batch.records:
+            if is_heartbeat_key(record.key):
+                continue  # event time only (relayed by a Flink job); its offset is covered by the batch range
             try:
                 rows.append(conv.convert(record.value))
             except Rejected as why:

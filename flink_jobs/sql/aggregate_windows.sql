@@ -10,12 +10,14 @@
 -- last millisecond: FLOOR(watermark + 1 ms TO MINUTE) is then past the row's own minute. These are the
 -- rows the window operators below would otherwise drop without a trace. Both branches evaluate the
 -- watermark at the same point of the same input, so every row lands in exactly one of them.
+-- Heartbeats relayed by enrich_streams have moved the watermark at the source; they are dropped here.
 CREATE TEMPORARY VIEW enriched_with_lateness AS
 SELECT *,
   CURRENT_WATERMARK(data_retrieved_at) IS NOT NULL
   AND FLOOR(data_retrieved_at TO MINUTE)
       < FLOOR(CURRENT_WATERMARK(data_retrieved_at) + INTERVAL '0.001' SECOND TO MINUTE) AS is_late
-FROM game_streams_enriched_source;
+FROM game_streams_enriched_source
+WHERE POSITION('${heartbeat_key}' IN event_id) <> 1;
 
 -- IS NOT TRUE, not NOT: a row without event time must reach the window and fail the job loudly, never
 -- vanish between the two branches (enrich_streams dead-letters such rows before this topic).

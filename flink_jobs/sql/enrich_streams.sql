@@ -6,6 +6,12 @@
 -- each record is a valid event, a heartbeat (moves event time only), or a dead letter with a reason.
 -- Event time is data_retrieved_at; a record without a usable one gets the epoch, which never moves a
 -- watermark forward and is routed to the dead letters anyway.
+-- Heartbeats of game_streams travel with the snapshots through dedup and the temporal joins and are relayed
+-- to every partition of game_streams_enriched (under one key per partition, chosen by the driver), so jobs
+-- reading that topic drain when the producers stop. A join emits the rows a watermark releases key by key,
+-- so a heartbeat can leave it before rows of other keys with earlier times; the relay therefore carries
+-- the watermark the output had already passed when the heartbeat left the join (every row up to that
+-- time was written before it). Watermarks are emitted per event, so each heartbeat is its own step.
 
 -- ------------------------------------------------------------------------------------------- sources
 CREATE TEMPORARY TABLE game_streams_source (
@@ -28,6 +34,7 @@ CREATE TEMPORARY TABLE game_streams_source (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = '${startup_mode}',
   'scan.bounded.mode' = '${bounded_mode}',
+  'scan.watermark.emit.strategy' = 'on-event',
   'format' = 'raw'
 );
 
@@ -173,29 +180,38 @@ SELECT game_id, name, event_time FROM (
 ) WHERE rn = 1;
 
 -- ------------------------------------------------------------------------------------------- streams
+-- Valid snapshots and heartbeats. A heartbeat's identity is its time: the join releases it only once the
+-- watermark of every partition has passed it, so one relay per time is enough (the dedup below keeps it).
 CREATE TEMPORARY VIEW game_streams_valid AS
-SELECT *, (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time)) AS is_late
-FROM game_streams_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat;
+SELECT proc_time, event_time, is_heartbeat, stream_id, user_id, user_login, user_name, game_id, game_name,
+  stream_type, title, viewer_count, started_at, `language`, is_mature, tags,
+  COALESCE(heartbeat_id, event_id) AS event_id,
+  COALESCE(heartbeat_id, snapshot_key) AS snapshot_key,
+  (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time)) AS is_late
+FROM (
+  SELECT *, CASE WHEN is_heartbeat THEN '${heartbeat_key}@' || CAST(event_time AS STRING) END AS heartbeat_id
+  FROM game_streams_parsed WHERE dead_letter_reason IS NULL
+);
 
 -- Exactly-once dedup, first arrival wins (append-only): by event_id, then by (stream_id, data_retrieved_at).
 -- State is bounded by table.exec.state.ttl.
 CREATE TEMPORARY VIEW game_streams_unique_id AS
-SELECT proc_time, event_time, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS rn
   FROM game_streams_valid WHERE NOT is_late
 ) WHERE rn = 1;
 
 CREATE TEMPORARY VIEW game_streams_unique AS
-SELECT proc_time, event_time, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY snapshot_key ORDER BY proc_time ASC) AS rn
   FROM game_streams_unique_id
 ) WHERE rn = 1;
 
 -- A snapshot whose profile or game is not known at its event time is emitted with NULL profile/game columns
--- (LEFT temporal join), never held back or dropped.
-CREATE TEMPORARY VIEW game_streams_enriched AS
+-- (LEFT temporal join), never held back or dropped. Heartbeats (no user, no game) pass through the same way.
+CREATE TEMPORARY VIEW game_streams_joined AS
 SELECT
-  s.event_id, s.stream_id, s.user_id,
+  s.is_heartbeat, s.event_id, s.stream_id, s.user_id,
   COALESCE(s.user_login, u.login) AS user_login,
   COALESCE(s.user_name, u.display_name) AS user_name,
   s.game_id,
@@ -206,20 +222,34 @@ SELECT
   u.broadcaster_type,
   u.description AS user_description,
   CAST(u.created_at AS TIMESTAMP_LTZ(3)) AS user_created_at,
-  CAST(s.event_time AS TIMESTAMP_LTZ(3)) AS data_retrieved_at
+  CAST(s.event_time AS TIMESTAMP_LTZ(3)) AS data_retrieved_at,
+  s.event_time
 FROM game_streams_unique AS s
 LEFT JOIN users_versioned FOR SYSTEM_TIME AS OF s.event_time AS u ON s.user_id = u.user_id
 LEFT JOIN games_versioned FOR SYSTEM_TIME AS OF s.event_time AS g ON s.game_id = g.game_id;
 
+CREATE TEMPORARY VIEW game_streams_enriched AS
+SELECT event_id, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
+  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at, data_retrieved_at
+FROM game_streams_joined WHERE NOT is_heartbeat;
+
 -- ------------------------------------------------------------------------------------------- outputs
-INSERT INTO game_streams_enriched_topic SELECT * FROM game_streams_enriched;
+-- Each snapshot once under its event_id; each heartbeat once per output partition, at the output's watermark
+-- (dropped while there is none yet).
+INSERT INTO game_streams_enriched_topic
+SELECT relay.out_key, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
+  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at,
+  CASE WHEN is_heartbeat THEN CAST(LEAST(event_time, CURRENT_WATERMARK(event_time)) AS TIMESTAMP_LTZ(3)) ELSE data_retrieved_at END
+FROM game_streams_joined
+CROSS JOIN UNNEST(CASE WHEN is_heartbeat THEN ARRAY[${heartbeat_keys}] ELSE ARRAY[event_id] END) AS relay(out_key)
+WHERE NOT is_heartbeat OR CURRENT_WATERMARK(event_time) IS NOT NULL;
 
 INSERT INTO `${catalog}`.`${namespace}`.game_streams_enriched
 SELECT *, CAST(data_retrieved_at AS DATE) AS retrieved_date FROM game_streams_enriched;
 
 INSERT INTO late_events_topic
 SELECT event_id, stream_id, CAST(event_time AS TIMESTAMP_LTZ(3)), CAST(proc_time AS TIMESTAMP_LTZ(3)), 'late'
-FROM game_streams_valid WHERE is_late;
+FROM game_streams_valid WHERE is_late AND NOT is_heartbeat;
 
 INSERT INTO dead_letter_topic
 SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, CAST(proc_time AS TIMESTAMP_LTZ(3)), 'enrich_streams'

@@ -25,19 +25,18 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client, client_config
+from tests.kafka_io import read_committed, with_datetimes
 from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.jobs import list_jobs, submit
-from twitch_pipeline.platform.process import wait_until
 from twitch_pipeline.settings import Settings
 
 SOURCE_TOPIC = "game_streams_enriched"
 OUTPUTS = ("game_minute_stats", "language_minute_stats", "share_minute_stats", "stream_duration_stats", "top_streams")
-TIMESTAMP_COLUMNS = {"window_start", "window_end", "data_retrieved_at", "detected_at"}
 DAY = datetime(2026, 11, 21, tzinfo=timezone.utc)
 
 
@@ -178,39 +177,6 @@ def produce_transactionally(settings: Settings, rows_: list[dict[str, Any]]) -> 
     for row in rows_:
         producer.produce(SOURCE_TOPIC, json.dumps(row).encode(), key=row["stream_id"].encode(), partition=0)
     producer.commit_transaction(30)
-
-
-def read_committed(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    """Every committed record of ``topic``, read to the end of each partition."""
-    consumer = Consumer(client_config(settings, **{
-        "group.id": f"test-{uuid.uuid4()}", "isolation.level": "read_committed", "enable.partition.eof": True,
-        "enable.auto.commit": False,
-    }))
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    values: list[dict[str, Any]] = []
-    at_end: set[int] = set()
-
-    def drained() -> bool:
-        msg = consumer.poll(0.5)
-        if msg is not None:
-            if msg.error() is None:
-                values.append(json.loads(msg.value()))
-            elif msg.error().code() == KafkaError._PARTITION_EOF:
-                at_end.add(msg.partition())
-            else:
-                raise AssertionError(f"reading {topic}: {msg.error()}")
-        return at_end == set(partitions)
-
-    try:
-        wait_until(drained, 60, f"reading {topic} to its end", interval_s=0)
-    finally:
-        consumer.close()
-    return values
-
-
-def with_datetimes(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: datetime.fromisoformat(v.replace("Z", "+00:00")) if k in TIMESTAMP_COLUMNS and v else v for k, v in row.items()}
 
 
 def ordered(rows_: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,20 +11,20 @@ emits its periodic watermark: only the one deliberately late event (ten minutes 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from connectors.iceberg import load_catalog
-from connectors.kafka import client_config
+from connectors.kafka import client_config, partition_count
+from tests.kafka_io import read_committed
 from producers.heartbeat import emit_heartbeats
 from twitch_pipeline.jobs import cancel, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import down, up
-from twitch_pipeline.platform.process import PlatformError, wait_until
+from twitch_pipeline.platform.process import wait_until
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)
 DIMENSION_TOPICS = ("twitch_users", "twitch_games")
@@ -62,6 +62,7 @@ class Topics:
     def __init__(self, settings):
         self.settings = settings
         self.producer = Producer(client_config(settings, **{"enable.idempotence": True, "linger.ms": 5}))
+        self.relayed: set[tuple[int, str]] = set()  # (partition, data_retrieved_at) of heartbeats read from outputs
 
     def send(self, topic: str, key: str, value: dict | bytes) -> None:
         payload = value if isinstance(value, bytes) else json.dumps(value).encode()
@@ -75,32 +76,10 @@ class Topics:
         self.flush()
 
     def read_committed(self, topic: str, done: Callable[[list[dict]], bool], timeout_s: float = 300) -> list[dict]:
-        """Every committed record of ``topic`` until ``done(records)`` and the consumer has reached the end."""
-        consumer = Consumer(client_config(self.settings, **{"group.id": f"test-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                                                            "isolation.level": "read_committed", "enable.auto.commit": False}))
-        consumer.subscribe([topic])
-        records: list[dict] = []
-
-        def caught_up() -> bool:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error() is None:
-                    records.append(json.loads(msg.value()))
-            if not done(records):
-                return False
-            assigned = consumer.assignment()
-            return bool(assigned) and all(at_end(p) for p in consumer.position(assigned))
-
-        def at_end(position: TopicPartition) -> bool:
-            low, high = consumer.get_watermark_offsets(TopicPartition(position.topic, position.partition))
-            return high == low or position.offset >= high  # an empty partition has no position
-
-        try:
-            wait_until(caught_up, timeout_s, f"committed output on {topic}", interval_s=0)
-        except PlatformError as exc:
-            seen = sorted({str(r.get("event_id", r.get("reason"))) for r in records})
-            raise AssertionError(f"{exc}; read {len(records)} records: {seen[:50]}") from None
-        finally:
-            consumer.close()
+        """Every committed record of ``topic`` once ``done(records)``; relayed heartbeats are noted apart."""
+        heartbeats: list[tuple[int, dict]] = []
+        records = read_committed(self.settings, topic, done, timeout_s, heartbeats)
+        self.relayed |= {(partition, value["data_retrieved_at"]) for partition, value in heartbeats}
         return records
 
 
@@ -219,3 +198,16 @@ def test_exactly_once_across_a_taskmanager_crash(enrich_job):
     crash_ids = [r["event_id"] for r in rows if r["event_id"].startswith("crash-")]
     assert len(crash_ids) == len(expected), f"{len(crash_ids) - len(set(crash_ids))} duplicates after recovery"
     assert set(crash_ids) == expected
+
+    table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.game_streams_enriched")
+
+    def lake_crash_ids() -> list[str]:
+        table.refresh()
+        return [e for e in table.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist() if e.startswith("crash-")]
+
+    wait_until(lambda: len(lake_crash_ids()) >= len(expected), 120, "crash-test rows committed to Iceberg")
+    assert sorted(lake_crash_ids()) == sorted(expected), "the lake, too, holds every row exactly once"
+    # the heartbeat at 1800 s left the join (the one at 3600 s moved the watermark past it) and was relayed to
+    # every partition of the output, carrying the output's watermark at that point: jobs reading it drain too
+    relayed_to = {partition for partition, at in topics.relayed if T0 + timedelta(seconds=1200) < parse_ts(at) <= T0 + timedelta(seconds=1800)}
+    assert relayed_to == set(range(partition_count(settings, "game_streams_enriched")))

@@ -135,9 +135,12 @@ def test_bounded_run_counts_and_ends_with_heartbeats(settings):
         assert stats["sent"] == sum(1 for r in events if r[0] == topic)
     assert sum(s["duplicates"] for s in result.summary.values()) == 500
     assert sum(s["malformed"] for s in result.summary.values()) == 200
-    finals = [r for r in fake.records[-12:] if r[1] == HEARTBEAT_KEY]
-    assert sorted((r[0], r[3]) for r in finals) == sorted((t, p) for t in result.summary for p in range(3))
-    assert {json.loads(r[2])["data_retrieved_at"] for r in finals} == {iso_ms(result.max_event_time_ms + 180_000)}
+    partitions = sorted((t, p) for t in result.summary for p in range(3))
+    last, final = fake.records[-2 * len(partitions):-len(partitions)], fake.records[-len(partitions):]
+    for drain_round, horizons in ((last, 1), (final, 2)):
+        assert all(r[1] == HEARTBEAT_KEY for r in drain_round)
+        assert sorted((r[0], r[3]) for r in drain_round) == partitions
+        assert {json.loads(r[2])["data_retrieved_at"] for r in drain_round} == {iso_ms(result.max_event_time_ms + horizons * 180_000)}
 
 
 def test_faults_do_not_change_the_world(settings):

@@ -257,6 +257,16 @@ def test_rebalance_onto_a_pending_range_left_by_a_crashed_owner():
     assert_exactly_once(log, ch, expected)
 
 
+def test_heartbeats_are_skipped_but_their_offsets_committed():
+    log, ch, letters = fresh()
+    expected, _ = fill(log, 20)
+    for partition in range(2):
+        log.append(TOPIC, partition, b'{"id": null, "at": "2026-11-21T11:06:00.000Z"}', key=b"__heartbeat__%d" % partition)
+    drain(make_loader(log, ch, letters))
+    assert_exactly_once(log, ch, expected)
+    assert letters.letters == []
+
+
 def test_batches_close_on_rows_or_on_time():
     log, ch, letters = fresh()
     fill(log, 25, partitions=1)
