@@ -54,7 +54,7 @@ class Settings:
     flink_rest_url: str = _setting("", "REST URL of an external Flink cluster; empty means the local one.", group="flink")
     checkpoint_interval_s: float = _setting(10.0, "Checkpoint interval of the streaming jobs; exactly-once output becomes visible at each checkpoint.", group="flink")
     checkpoint_dir: str = _setting("", "Checkpoint/savepoint storage URI; empty means `<run_dir>/flink/checkpoints` (object storage in production).", group="flink")
-    state_ttl_s: float = _setting(3600.0, "State TTL of deduplication and join state, in seconds.", group="flink")
+    state_ttl_s: float = _setting(10800.0, "State TTL of the versioned profiles and games and the join state, in seconds; keep it above the profile refresh interval, or an unchanged profile is forgotten.", group="flink")
     watermark_lateness_s: float = _setting(30.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
     source_idle_timeout_s: float = _setting(5.0, "Seconds after which an idle Kafka partition stops holding back watermarks (jobs reading Flink outputs; the enrichment job relies on producer heartbeats instead).", group="flink")
     max_event_chars: int = _setting(65536, "Events longer than this many characters go to the dead-letter topic as oversized.", group="flink")

@@ -8,10 +8,7 @@
 -- watermark forward and is routed to the dead letters anyway.
 -- Heartbeats of game_streams travel with the snapshots through dedup and the temporal joins and are relayed
 -- to every partition of game_streams_enriched (under one key per partition, chosen by the driver), so jobs
--- reading that topic drain when the producers stop. A join emits the rows a watermark releases key by key,
--- so a heartbeat can leave it before rows of other keys with earlier times; the relay therefore carries
--- the watermark the output had already passed when the heartbeat left the join (every row up to that
--- time was written before it). Watermarks are emitted per event, so each heartbeat is its own step.
+-- reading that topic drain when the producers stop.
 
 -- ------------------------------------------------------------------------------------------- sources
 CREATE TEMPORARY TABLE game_streams_source (
@@ -34,7 +31,6 @@ CREATE TEMPORARY TABLE game_streams_source (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = '${startup_mode}',
   'scan.bounded.mode' = '${bounded_mode}',
-  'scan.watermark.emit.strategy' = 'on-event',
   'format' = 'raw'
 );
 
@@ -46,19 +42,18 @@ CREATE TEMPORARY TABLE twitch_games_source WITH ('topic' = 'twitch_games', 'scan
   LIKE game_streams_source;
 
 -- ------------------------------------------------------------------------------------------- sinks
--- upsert-kafka keyed by event_id: Flink 2.0's planner types the keep-first dedup below as an updating stream
--- (it only ever emits inserts; FLINK-37005 fixes the typing in 2.1), which a plain Kafka sink refuses.
+-- Keyed by event_id (a heartbeat by the key of the partition it is meant for).
 CREATE TEMPORARY TABLE game_streams_enriched_topic (
   event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
   game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
   started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
   broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
-  data_retrieved_at TIMESTAMP_LTZ(3),
-  PRIMARY KEY (event_id) NOT ENFORCED
+  data_retrieved_at TIMESTAMP_LTZ(3)
 ) WITH (
-  'connector' = 'upsert-kafka',
+  'connector' = 'kafka',
   'topic' = 'game_streams_enriched',
   'sink.transactional-id-prefix' = '${txn_prefix}-enriched',
+  'key.fields' = 'event_id',
   'key.format' = 'raw',
   ${exactly_once_json_sink}
 );
@@ -181,7 +176,7 @@ SELECT game_id, name, event_time FROM (
 
 -- ------------------------------------------------------------------------------------------- streams
 -- Valid snapshots and heartbeats. A heartbeat's identity is its time: the join releases it only once the
--- watermark of every partition has passed it, so one relay per time is enough (the dedup below keeps it).
+-- watermark of every partition has passed it, so one relay per time is enough (the dedup below keeps one).
 CREATE TEMPORARY VIEW game_streams_valid AS
 SELECT proc_time, event_time, is_heartbeat, stream_id, user_id, user_login, user_name, game_id, game_name,
   stream_type, title, viewer_count, started_at, `language`, is_mature, tags,
@@ -193,18 +188,23 @@ FROM (
   FROM game_streams_parsed WHERE dead_letter_reason IS NULL
 );
 
--- Exactly-once dedup, first arrival wins (append-only): by event_id, then by (stream_id, data_retrieved_at).
--- State is bounded by table.exec.state.ttl.
+-- Exactly-once dedup, first arrival wins: by event_id, then by (stream_id, data_retrieved_at). Copies of an
+-- event carry its event time, so they always meet in the same window of a window deduplication; one-second
+-- windows add no latency beyond the watermark, their state is dropped once the watermark passes them, and
+-- the output is append-only (a copy arriving after that is late: it goes to late_events, not downstream).
+CREATE TEMPORARY VIEW game_streams_on_time AS
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM game_streams_valid WHERE NOT is_late;
+
 CREATE TEMPORARY VIEW game_streams_unique_id AS
 SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS rn
-  FROM game_streams_valid WHERE NOT is_late
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, event_id ORDER BY event_time ASC) AS rn
+  FROM TABLE(TUMBLE(TABLE game_streams_on_time, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
 ) WHERE rn = 1;
 
 CREATE TEMPORARY VIEW game_streams_unique AS
 SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY snapshot_key ORDER BY proc_time ASC) AS rn
-  FROM game_streams_unique_id
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, snapshot_key ORDER BY event_time ASC) AS rn
+  FROM TABLE(TUMBLE(TABLE game_streams_unique_id, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
 ) WHERE rn = 1;
 
 -- A snapshot whose profile or game is not known at its event time is emitted with NULL profile/game columns
@@ -234,15 +234,16 @@ SELECT event_id, stream_id, user_id, user_login, user_name, game_id, game_name, 
 FROM game_streams_joined WHERE NOT is_heartbeat;
 
 -- ------------------------------------------------------------------------------------------- outputs
--- Each snapshot once under its event_id; each heartbeat once per output partition, at the output's watermark
--- (dropped while there is none yet).
+-- Each snapshot once under its event_id; each heartbeat once per output partition. In event-time order:
+-- a join releases rows key by key, so after a backlog its output spans many minutes out of order, which
+-- would make a reader of this topic (the aggregation) class rows as late. Sorted, every partition of the
+-- topic is in event-time order and a relayed heartbeat follows every row up to its time.
 INSERT INTO game_streams_enriched_topic
 SELECT relay.out_key, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
-  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at,
-  CASE WHEN is_heartbeat THEN CAST(LEAST(event_time, CURRENT_WATERMARK(event_time)) AS TIMESTAMP_LTZ(3)) ELSE data_retrieved_at END
+  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at, data_retrieved_at
 FROM game_streams_joined
 CROSS JOIN UNNEST(CASE WHEN is_heartbeat THEN ARRAY[${heartbeat_keys}] ELSE ARRAY[event_id] END) AS relay(out_key)
-WHERE NOT is_heartbeat OR CURRENT_WATERMARK(event_time) IS NOT NULL;
+ORDER BY event_time;
 
 INSERT INTO `${catalog}`.`${namespace}`.game_streams_enriched
 SELECT *, CAST(data_retrieved_at AS DATE) AS retrieved_date FROM game_streams_enriched;
