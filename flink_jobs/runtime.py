@@ -35,7 +35,6 @@ def table_env(settings: Settings, job_name: str, *, bounded: bool = False) -> "T
         "table.exec.state.ttl": f"{int(settings.state_ttl_s * 1000)} ms",
         "table.exec.source.idle-timeout": f"{int(settings.source_idle_timeout_s * 1000)} ms",
         "table.local-time-zone": "UTC",
-        "table.exec.sink.upsert-materialize": "NONE",
         # A view read by several INSERTs (the Kafka topic and the Iceberg table) is planned once and shared;
         # without this the planner copies it per sink, e.g. every join and its state twice in enrich_streams.
         "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",

@@ -62,9 +62,9 @@ class EnrichedWriter:
             for stream in range(STREAMS):
                 row = snapshot(minute, stream)
                 self.producer.produce(SOURCE_TOPIC, json.dumps(row).encode(), key=row["event_id"].encode())
-        for key in self.keys:  # the default partitioner sends key i to partition i
+        for partition, key in enumerate(self.keys):  # Flink's sink puts key i on partition i (librdkafka would not)
             heartbeat = {"event_id": key, "data_retrieved_at": iso(T0 + timedelta(minutes=heartbeat_minute))}
-            self.producer.produce(SOURCE_TOPIC, json.dumps(heartbeat).encode(), key=key.encode())
+            self.producer.produce(SOURCE_TOPIC, json.dumps(heartbeat).encode(), key=key.encode(), partition=partition)
         self.producer.commit_transaction(30)
 
 
