@@ -34,10 +34,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     env = table_env(settings, JOB_NAME, bounded=args.bounded)
-    # The producers heartbeat every partition, so no partition is ever truly idle. Idleness detection would be
-    # harmful here: while one partition's backlog is replayed after a restart, the other partition looks idle,
-    # the watermark jumps to its heartbeat, and the backlog is then (wrongly) classed as late.
-    env.get_config().set("table.exec.source.idle-timeout", "0 ms")
     result = execute_script(env, "enrich_streams", enrich_params(settings, args.bounded))
     if args.bounded and result is not None:
         result.wait()

@@ -33,7 +33,12 @@ def table_env(settings: Settings, job_name: str, *, bounded: bool = False) -> "T
         "execution.checkpointing.interval": f"{int(settings.checkpoint_interval_s * 1000)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "table.exec.state.ttl": f"{int(settings.state_ttl_s * 1000)} ms",
-        "table.exec.source.idle-timeout": f"{int(settings.source_idle_timeout_s * 1000)} ms",
+        # No idleness: every topic a job reads carries heartbeats on every partition (producers write them,
+        # enrich_streams relays them), so no partition is ever truly idle. Idleness detection would do harm:
+        # a partition whose records are fetched later than another's (a job started before its input, or
+        # a backlog replayed after a restart) would look idle, the watermark would jump to the other
+        # partition's time, and the late partition's records would all be classed as late.
+        "table.exec.source.idle-timeout": "0 ms",
         "table.local-time-zone": "UTC",
         # A view read by several INSERTs (the Kafka topic and the Iceberg table) is planned once and shared;
         # without this the planner copies it per sink, e.g. every join and its state twice in enrich_streams.
