@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     env = table_env(settings, JOB_NAME, bounded=args.bounded)
+    # Heap state: this job's state is small (one-second dedup windows, rows waiting for the watermark in the
+    # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
+    # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
+    env.get_config().set("state.backend.type", "hashmap")
     result = execute_script(env, "enrich_streams", enrich_params(settings, args.bounded))
     if args.bounded and result is not None:
         result.wait()
