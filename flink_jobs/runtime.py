@@ -63,7 +63,8 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         # from nor moves the offsets of the streaming job of the same name.
         "group_id": f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else ""),
         "startup_mode": "earliest-offset" if bounded else "group-offsets",
-        "txn_prefix": f"twitch-pipeline-{job_name}",
+        # Its own transactional ids too: a backfill sharing the streaming job's ids would fence its producers.
+        "txn_prefix": f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else ""),
         # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
         "bounded_mode": "latest-offset" if bounded else "unbounded",
         # What every exactly-once Kafka output shares (a sink adds connector, topic, its own transactional-id

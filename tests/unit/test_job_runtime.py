@@ -19,3 +19,9 @@ def test_interval_literal(seconds, literal):
 
 def test_watermark_lateness_is_passed_as_an_interval():
     assert sql_params(Settings(watermark_lateness_s=120), "job", bounded=False)["lateness"] == "INTERVAL '0 00:02:00.000' DAY TO SECOND(3)"
+
+
+def test_bounded_runs_neither_share_offsets_nor_transactions_with_the_streaming_job():
+    streaming, bounded = (sql_params(Settings(), "job", bounded=b) for b in (False, True))
+    assert streaming["group_id"] != bounded["group_id"]
+    assert streaming["txn_prefix"] != bounded["txn_prefix"]
