@@ -15,12 +15,19 @@ def main(argv: list[str]) -> int:
     names = argv or sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))
     out_dir = Path(".run") / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
     for name in names:
         print(f"==> benchmark {name}", flush=True)
-        result = importlib.import_module(f"benchmarks.{name}").main()
+        try:
+            result = importlib.import_module(f"benchmarks.{name}").main()
+        except Exception as exc:  # noqa: BLE001 - one failing benchmark must not cost the others' numbers
+            failed.append(name)
+            result = {"failed": f"{type(exc).__name__}: {exc}"}
         (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps(result, indent=2, default=str), flush=True)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
