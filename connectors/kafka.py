@@ -50,9 +50,14 @@ def default_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def partition_count(settings: Settings, topic: str, timeout_s: float = 10.0) -> int:
-    """How many partitions ``topic`` has on the broker; a clear error when it does not exist."""
-    meta = admin_client(settings).list_topics(topic, timeout=timeout_s).topics.get(topic)
+def topic_partitions(metadata, topic: str) -> list[int]:
+    """The partitions of ``topic`` in cluster ``metadata`` (from any client's ``list_topics``); a clear error
+    when the topic does not exist."""
+    meta = metadata.topics.get(topic)
     if meta is None or meta.error is not None or not meta.partitions:
-        raise LookupError(f"topic {topic!r} has no partitions on {settings.bootstrap_servers} (create it with `twitch-pipeline up`)")
-    return len(meta.partitions)
+        raise LookupError(f"topic {topic!r} has no partitions on the broker (create it with `twitch-pipeline up`)")
+    return sorted(meta.partitions)
+
+
+def partition_count(settings: Settings, topic: str, timeout_s: float = 10.0) -> int:
+    return len(topic_partitions(admin_client(settings).list_topics(topic, timeout=timeout_s), topic))

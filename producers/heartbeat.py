@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
+from connectors.kafka import topic_partitions
 from connectors.topics import HEARTBEAT_KEY
 from producers.contracts import iso_ms
 
@@ -33,10 +34,7 @@ def emit_heartbeats(producer, topics: Iterable[str], event_time: int, timeout_s:
     metadata = producer.list_topics(timeout=timeout_s)
     sent = 0
     for topic in topics:
-        meta = metadata.topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            raise LookupError(f"topic {topic!r} has no partitions on the broker (create it with `twitch-pipeline up`)")
-        for partition in sorted(meta.partitions):
+        for partition in topic_partitions(metadata, topic):
             _produce(producer, topic, partition, value)
             sent += 1
     return sent
