@@ -8,6 +8,11 @@ JARS := .cache/jars
 
 .PHONY: install system-deps python jars run test unit bench up down status clean
 
+# Each part of the project may add its own targets in mk/<part>.mk; a part whose tests do not run under
+# the main virtualenv's pytest (Airflow has its own) appends its test target to TEST_EXTRA.
+TEST_EXTRA :=
+-include mk/*.mk
+
 install: system-deps python jars twitch-cli
 
 # The Twitch CLI, whose mock Helix API the producer tests use (Go module; CGO for its sqlite). Optional:
@@ -44,6 +49,7 @@ run: install
 
 test: install
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 unit: python
 	@$(PY) -m pytest -ra tests/unit
