@@ -109,6 +109,9 @@ class Settings:
     sink_poll_timeout_s: float = _setting(0.2, "Seconds one Kafka poll of the sink waits for records.", group="sink")
     sink_dead_letter_topic: str = _setting("dead_letter", "Topic receiving records that do not fit their ClickHouse table, with the reason.", group="sink")
 
+    # -- data quality ----------------------------------------------------------------------------
+    quality_freshness_slo_s: float = _setting(600.0, "Freshness SLO of `check`: a table whose newest event time is older than this many seconds fails its freshness check.", group="quality")
+
     # -- derived paths ----------------------------------------------------------------------------
     @property
     def run_path(self) -> Path:
