@@ -40,16 +40,17 @@ from typing import Any, Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.iceberg import load_catalog
-from connectors.kafka import client_config
+from connectors.kafka import client_config, produce_blocking
 from connectors.topics import ensure_topics
 from flink_jobs.enrich import JOB_NAME
 from flink_jobs.runtime import sql_params
 from producers.contracts import encode, iso_ms, stream_event_id, violations
 from producers.heartbeat import emit_heartbeats
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.jobs import ACTIVE, find_active, stop_with_savepoint, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import isolated, running
-from twitch_pipeline.platform.process import ManagedProcess, wait_until
+from twitch_pipeline.platform.process import ManagedProcess
 from twitch_pipeline.settings import Settings, load_settings
 
 EVENTS = 200_000  # backlog of the throughput run, duplicates included: over a minute of processing here
@@ -149,13 +150,8 @@ def _producer(settings: Settings, linger_ms: int) -> Producer:
 
 
 def _send(producer: Producer, topic: str, key: str, event: dict[str, Any]) -> None:
-    while True:
-        try:
-            producer.produce(topic, encode(event), key=key.encode())
-            producer.poll(0)
-            return
-        except BufferError:  # local queue full: let deliveries drain, never drop
-            producer.poll(0.1)
+    produce_blocking(producer, topic, encode(event), key.encode())
+    producer.poll(0)
 
 
 def _flush(producer: Producer) -> None:

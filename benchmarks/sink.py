@@ -21,10 +21,16 @@ from pathlib import Path
 
 from connectors.clickhouse import clickhouse_client
 from connectors.migrations import apply_migrations
-from connectors.sink.loadgen import encode, enriched_stream, late_event, produce_in_transactions
+from connectors.sink.loadgen import (
+    encode,
+    enriched_stream,
+    late_event,
+    produce_in_transactions,
+)
 from connectors.topics import ensure_topics
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.lifecycle import isolated, running
-from twitch_pipeline.platform.process import ManagedProcess, wait_until
+from twitch_pipeline.platform.process import ManagedProcess
 from twitch_pipeline.settings import Settings, load_settings, to_env
 
 THROUGHPUT_ROWS = {"late_events": 1_000_000, "game_streams_enriched": 300_000}

@@ -214,7 +214,7 @@ OUTPUTS: tuple[Output, ...] = (
             Column("stream_id", "String", "Its stream."),
             _ts("data_retrieved_at", "Its event time."),
             _ts("detected_at", "When the stage saw it."),
-            Column("reason", "LowCardinality(String)", "Which stage classed it late (`late_for_dedup`, `late_for_window`, ...)."),
+            Column("reason", "LowCardinality(String)", "Which stage classed it late: `late` (enrichment) or `late_for_window` (aggregation)."),
         ),
         event_time="detected_at",
         partition_key=("event_id", "reason"),
@@ -289,3 +289,20 @@ def writers(topic_name: str) -> list[str]:
 
 def readers(topic_name: str) -> list[str]:
     return [j.name for j in JOBS if topic_name in j.inputs] + [c for c, ts in CONSUMERS.items() if topic_name in ts]
+
+
+def markdown() -> str:
+    """The README's pipeline tables (between ``<!-- catalog:begin/end -->``), written by `settings --write`."""
+    lines = ["| Topic | Key | Cleanup, retention | Written by | Read by | What it holds |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in TOPICS:
+        retention = "forever" if t.retention_ms < 0 else f"{t.retention_ms // DAY_MS} d"
+        lines.append(f"| `{t.name}` | {f'`{t.key}`' if t.key else '—'} | {t.cleanup_policy}, {retention} | {', '.join(writers(t.name))} | "
+                     f"{', '.join(readers(t.name)) or '—'} | {t.doc} |")
+    lines += ["", "| Job | Reads | Writes | What it does |", "| --- | --- | --- | --- |"]
+    for j in JOBS:
+        lines.append(f"| `{j.name}` | {', '.join(j.inputs)} | {', '.join(j.outputs)} | {j.doc} |")
+    lines += ["", "| Output | ClickHouse | Iceberg | Event time | Row key | What it holds |", "| --- | --- | --- | --- | --- | --- |"]
+    for o in OUTPUTS:
+        lines.append(f"| `{o.name}` | {'yes' if o.clickhouse else '—'} | {f'`lake.{o.name}`' if o.iceberg else '—'} | `{o.event_time}` | "
+                     f"{', '.join(o.partition_key)} | {o.doc} |")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 

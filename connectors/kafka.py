@@ -61,3 +61,22 @@ def topic_partitions(metadata, topic: str) -> list[int]:
 
 def partition_count(settings: Settings, topic: str, timeout_s: float = 10.0) -> int:
     return len(topic_partitions(admin_client(settings).list_topics(topic, timeout=timeout_s), topic))
+
+
+def produce_blocking(producer, topic: str, value: bytes, key: bytes | None = None, *, partition: int | None = None, on_delivery=None, wait_s: float = 0.1) -> None:
+    """Produce one record, waiting while librdkafka's local queue is full; never drops a record.
+
+    A full queue means the broker is slow or away (an outage): librdkafka keeps every queued record and
+    delivers it when the broker returns, so waiting here is back-pressure, not loss.
+    """
+    kwargs: dict[str, Any] = {"key": key}
+    if partition is not None:
+        kwargs["partition"] = partition
+    if on_delivery is not None:
+        kwargs["on_delivery"] = on_delivery
+    while True:
+        try:
+            producer.produce(topic, value, **kwargs)
+            return
+        except BufferError:
+            producer.poll(wait_s)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.clickhouse import clickhouse_client, endpoint
-from twitch_pipeline.platform.process import PlatformError
+from connectors.sql_script import split_statements
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "clickhouse_migrations"
@@ -49,35 +50,6 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
             raise PlatformError(f"migrations {found[version].name} and {path.name} share version {version}: renumber one")
         found[version] = Migration(version, path.name, path.read_text(encoding="utf-8"))
     return [found[v] for v in sorted(found)]
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split on ``;`` outside quotes, backticks and comments; drop statements that are only comments."""
-    statements, current, i, n = [], [], 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in "'\"`":
-            end = i + 1
-            while end < n and sql[end] != ch:
-                end += 2 if sql[end] == "\\" else 1
-            current.append(sql[i : end + 1])
-            i = end + 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-            current.append("\n")
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            current.append(" ")
-        elif ch == ";":
-            statements.append("".join(current))
-            current, i = [], i + 1
-        else:
-            current.append(ch)
-            i += 1
-    statements.append("".join(current))
-    return [s.strip() for s in statements if s.strip()]
 
 
 def apply_migrations(settings: Settings, directory: Path = MIGRATIONS_DIR) -> str:

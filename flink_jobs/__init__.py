@@ -1,23 +1,19 @@
 """PyFlink SQL/Table jobs. Each job is one driver module with one entry function and SQL in ``sql/``.
 
-Register a job here under the name its driver gives the pipeline (``pipeline.name``); streaming jobs
-listed in :data:`STREAMING_JOBS` are submitted by `twitch-pipeline start`, in that order.
+Jobs are declared in :mod:`connectors.catalog` under the name their driver gives the pipeline
+(``pipeline.name``); `twitch-pipeline start` submits the streaming ones in declaration order.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from connectors import catalog
+
 JOBS_DIR = Path(__file__).resolve().parent
 
-#: name -> driver module file (relative to this package)
-JOBS: dict[str, str] = {
-    "enrich_streams": "enrich.py",
-    "aggregate_streams": "aggregate.py",
-}
-
-#: the jobs `twitch-pipeline start` keeps running
-STREAMING_JOBS: list[str] = ["enrich_streams", "aggregate_streams"]
+#: name -> driver module file, for every job of the catalog
+JOBS: dict[str, str] = {j.name: j.module.removeprefix("flink_jobs.").replace(".", "/") + ".py" for j in catalog.JOBS}
 
 
 def job_file(job: str) -> Path:

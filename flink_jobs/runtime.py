@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connectors.iceberg import flink_catalog_ddl
+from connectors.sql_script import split_statements
 from connectors.topics import HEARTBEAT_KEY
 from twitch_pipeline.settings import Settings
 
@@ -100,9 +101,7 @@ def load_sql(name: str, params: dict[str, str]) -> list[str]:
             raise KeyError(f"{name}.sql uses ${{{match.group(1)}}}, which is not a known parameter")
         return params[match.group(1)]
 
-    text = re.sub(r"\$\{(\w+)\}", value, (SQL_DIR / f"{name}.sql").read_text())
-    text = re.sub(r"--[^\n]*", "", text)
-    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+    return split_statements(re.sub(r"\$\{(\w+)\}", value, (SQL_DIR / f"{name}.sql").read_text()))
 
 
 def execute_script(env: "TableEnvironment", name: str, params: dict[str, str]) -> "TableResult | None":

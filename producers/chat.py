@@ -23,7 +23,7 @@ from twitchAPI.type import AuthScope, ChatEvent
 
 from connectors.topics import CHAT_MESSAGES
 from producers.contracts import iso_ms, mentions
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 _LOG = logging.getLogger("producers.chat")

@@ -11,7 +11,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 

@@ -9,32 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+from connectors import catalog
+from twitch_pipeline.timestamps import datetime_ms, iso_ms, parse_iso_ms  # noqa: F401  (the contracts' timestamp format)
 
 #: Largest value a consumer must accept; larger values are malformed by contract ("oversized").
 MAX_EVENT_BYTES = 64 * 1024
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """``2026-11-21T11:05:00.000Z``: the one timestamp format of every contract."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
-
-
-def datetime_ms(value: datetime) -> int:
-    if value.tzinfo is None:  # Helix times are UTC; twitchAPI drops the zone only for unix timestamps
-        value = value.replace(tzinfo=timezone.utc)
-    return int(value.timestamp() * 1000)
-
-
-def parse_iso_ms(text: str) -> int:
-    return datetime_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def stream_event_id(stream_id: str, data_retrieved_at: str) -> str:
@@ -54,14 +36,11 @@ def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def schema_path(topic: str) -> Path:
-    return SCHEMA_DIR / f"{topic}.schema.json"
-
-
 @lru_cache(maxsize=None)
 def schema(topic: str) -> dict[str, Any]:
-    path = schema_path(topic)
-    if not path.is_file():
+    """The topic's JSON Schema, named by its catalog entry (``producers/schemas/<topic>.schema.json``)."""
+    path = catalog.topic(topic).schema_path
+    if path is None or not path.is_file():
         raise LookupError(f"no data contract for topic {topic!r} (expected {path})")
     return json.loads(path.read_text(encoding="utf-8"))
 

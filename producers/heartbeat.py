@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from connectors.kafka import topic_partitions
+from connectors.kafka import produce_blocking, topic_partitions
 from connectors.topics import HEARTBEAT_KEY
 from producers.contracts import iso_ms
 
@@ -35,15 +35,7 @@ def emit_heartbeats(producer, topics: Iterable[str], event_time: int, timeout_s:
     sent = 0
     for topic in topics:
         for partition in topic_partitions(metadata, topic):
-            _produce(producer, topic, partition, value)
+            produce_blocking(producer, topic, value, HEARTBEAT_KEY, partition=partition)
             sent += 1
     return sent
 
-
-def _produce(producer, topic: str, partition: int, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=HEARTBEAT_KEY, partition=partition)
-            return
-        except BufferError:  # local queue full: let deliveries drain, then retry (never drop)
-            producer.poll(0.1)

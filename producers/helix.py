@@ -24,7 +24,7 @@ from twitchAPI.type import TwitchAuthorizationException, TwitchBackendException
 
 from connectors.topics import GAME_STREAMS, TWITCH_GAMES, TWITCH_USERS
 from producers.contracts import datetime_ms, iso_ms, stream_event_id
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 _LOG = logging.getLogger("producers.helix")

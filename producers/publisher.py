@@ -16,8 +16,14 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from connectors.kafka import client_config
-from connectors.topics import CHAT_MESSAGES, GAME_STREAMS, PRODUCER_DEAD_LETTER, TWITCH_GAMES, TWITCH_USERS
+from connectors.kafka import client_config, produce_blocking
+from connectors.topics import (
+    CHAT_MESSAGES,
+    GAME_STREAMS,
+    PRODUCER_DEAD_LETTER,
+    TWITCH_GAMES,
+    TWITCH_USERS,
+)
 from producers.contracts import encode, violations
 from producers.faults import DUPLICATE, MALFORMED, UNIQUE, FaultPlan, malformed_value
 from producers.heartbeat import HEARTBEAT_KEY, emit_heartbeats
@@ -26,7 +32,7 @@ from twitch_pipeline.settings import Settings
 _LOG = logging.getLogger("producers")
 
 #: The field of each event that is its Kafka key (keeps one entity's events in order on one partition).
-KEY_FIELD = {GAME_STREAMS.name: "stream_id", TWITCH_USERS.name: "user_id", TWITCH_GAMES.name: "game_id", CHAT_MESSAGES.name: "channel"}
+KEY_FIELD = {t.name: t.key for t in (GAME_STREAMS, TWITCH_USERS, TWITCH_GAMES, CHAT_MESSAGES)}
 EVENT_TOPICS = tuple(KEY_FIELD)
 
 # How many recent events a duplicate or malformed event may be drawn from (a retry storm replays
@@ -132,12 +138,7 @@ class Publisher:
         self.stats[PRODUCER_DEAD_LETTER.name].sent += 1
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key)
-                return
-            except BufferError:  # local queue full: serve delivery reports until there is room
-                self.producer.poll(0.05)
+        produce_blocking(self.producer, topic, value, key, wait_s=0.05)
 
     def heartbeats(self, event_time_ms: int, topics=EVENT_TOPICS) -> int:
         with self._lock:

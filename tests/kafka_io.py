@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.kafka import client_config
 from connectors.topics import is_heartbeat_key
-from twitch_pipeline.platform.process import PlatformError, wait_until
+from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.settings import Settings
 
 TIMESTAMP_COLUMNS = {"window_start", "window_end", "data_retrieved_at", "detected_at"}

@@ -8,8 +8,15 @@ import sys
 from typing import Callable
 
 from twitch_pipeline import registry
-from twitch_pipeline.platform.process import PlatformError
-from twitch_pipeline.settings import Settings, SettingsError, env_example, load_settings, markdown_table, write_docs
+from twitch_pipeline.errors import PlatformError
+from twitch_pipeline.settings import (
+    Settings,
+    SettingsError,
+    env_example,
+    load_settings,
+    markdown_table,
+    write_docs,
+)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,8 +104,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
     if args.write:
-        write_docs()
-        print("updated README.md settings table and .env.example")
+        from connectors import catalog
+
+        write_docs(sections={"catalog": catalog.markdown()})
+        print("updated README.md settings and pipeline tables, and .env.example")
     elif args.env:
         print(env_example(), end="")
     else:

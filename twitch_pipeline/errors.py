@@ -29,6 +29,11 @@ class ConfigurationError(PipelineError):
     """User-fixable: the message says what is wrong and how to fix it."""
 
 
+class PlatformError(ConfigurationError):
+    """A local or external component cannot be started, reached or used; the CLI prints the message as one
+    line, without a traceback."""
+
+
 class TransientError(PipelineError):
     """Retryable: the operation may succeed if tried again later."""
 
@@ -96,3 +101,22 @@ class StateLog:
             self._log(f"{self.state.removeprefix('waiting for ')} is back after {time.time() - self.since:.0f} s")
             self.state = self._healthy
             self.since = time.time()
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.25) -> None:
+    """Poll ``check`` until it is true or ``timeout_s`` passes (then raise naming ``what``).
+
+    A probe that raises just means "not yet", except a :class:`ConfigurationError`, which no wait can fix.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():
+                return
+        except ConfigurationError:
+            raise
+        except Exception:  # noqa: BLE001 - a failing probe just means "not yet"
+            pass
+        if time.monotonic() >= deadline:
+            raise PlatformError(f"{what} did not happen within {timeout_s:.0f}s")
+        time.sleep(interval_s)

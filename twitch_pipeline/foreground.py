@@ -14,7 +14,13 @@ from typing import Any
 
 from twitch_pipeline import registry
 from twitch_pipeline.jobs import list_jobs, start_all, stop_all
-from twitch_pipeline.platform.lifecycle import down, start_services, status, stop_services, up
+from twitch_pipeline.platform.lifecycle import (
+    down,
+    start_services,
+    status,
+    stop_services,
+    up,
+)
 from twitch_pipeline.platform.process import ManagedProcess
 from twitch_pipeline.settings import Settings, to_env
 

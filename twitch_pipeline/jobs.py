@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flink_jobs import STREAMING_JOBS, job_file
+from connectors import catalog
+from flink_jobs import job_file
+from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.platform.flink import Flink, flink_cli, flink_cli_env
-from twitch_pipeline.platform.process import PlatformError, wait_until
 from twitch_pipeline.settings import Settings
 
 ACTIVE = {"INITIALIZING", "CREATED", "RUNNING", "RESTARTING", "RECONCILING", "FAILING", "CANCELLING"}
@@ -109,14 +110,14 @@ def stop_with_savepoint(settings: Settings, name: str, timeout_s: float = 120) -
 
 
 def start_all(settings: Settings, echo=print) -> None:
-    for name in STREAMING_JOBS:
+    for name in (j.name for j in catalog.streaming_jobs()):
         began = time.monotonic()
         job_id = submit(settings, name)
         echo(f"  {name:<24} running  {job_id}  ({time.monotonic() - began:.0f}s)")
 
 
 def stop_all(settings: Settings, echo=print) -> None:
-    for name in STREAMING_JOBS:
+    for name in (j.name for j in reversed(catalog.streaming_jobs())):
         location = stop_with_savepoint(settings, name)
         if location:
             echo(f"  {name:<24} stopped, savepoint {location}")

@@ -263,16 +263,23 @@ def env_example() -> str:
 
 
 
-README_BEGIN, README_END = "<!-- settings:begin -->", "<!-- settings:end -->"
+def replace_section(text: str, name: str, body: str) -> str:
+    """``text`` with the part between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced by ``body``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    head, found, rest = text.partition(begin)
+    if not found:
+        raise SettingsError(f"README.md has no {begin} marker")
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-def write_docs(root: Path = PROJECT_ROOT) -> None:
-    """Regenerate the README settings table (between its markers) and ``.env.example``."""
+def write_docs(root: Path = PROJECT_ROOT, sections: dict[str, str] | None = None) -> None:
+    """Regenerate the README's generated sections (the settings table and any in ``sections``) and ``.env.example``."""
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
-    head, _, rest = text.partition(README_BEGIN)
-    _, _, tail = rest.partition(README_END)
-    readme.write_text(f"{head}{README_BEGIN}\n{markdown_table()}\n{README_END}{tail}", encoding="utf-8")
+    for name, body in {"settings": markdown_table(), **(sections or {})}.items():
+        text = replace_section(text, name, body)
+    readme.write_text(text, encoding="utf-8")
     (root / ".env.example").write_text(env_example(), encoding="utf-8")
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import Any, Sequence
 
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 #: Longest cell shown; longer values are cut with an ellipsis so one wide column cannot wreck the table.

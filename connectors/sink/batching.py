@@ -13,6 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+
+def insert_token(topic: str, partition: int, first: int, last: int) -> str:
+    """The insert deduplication token of an offset range: identical for the original insert and every retry,
+    so ClickHouse drops a block it already has."""
+    return f"{topic}:{partition}:{first}-{last}"
+
 TopicPartition = tuple[str, int]
 
 
@@ -43,8 +49,7 @@ class Batch:
 
     @property
     def token(self) -> str:
-        """The insert deduplication token: identical for the original insert and every retry."""
-        return f"{self.topic}:{self.partition}:{self.first}-{self.last}"
+        return insert_token(self.topic, self.partition, self.first, self.last)
 
 
 @dataclass

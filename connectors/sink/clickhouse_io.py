@@ -11,7 +11,7 @@ from typing import Sequence
 
 from connectors.sink.ports import BatchReport, RangeState
 from connectors.sink.rows import Column
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 
 STATE_TABLE = "sink_offsets"
 HEALTH_TABLE = "sink_batches"

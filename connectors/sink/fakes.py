@@ -18,9 +18,15 @@ from collections import defaultdict
 from typing import Callable, Sequence
 
 from connectors.sink.batching import SourceRecord, TopicPartition
-from connectors.sink.ports import BatchReport, DeadLetter, OnAssign, OnRevoke, RangeState
+from connectors.sink.ports import (
+    BatchReport,
+    DeadLetter,
+    OnAssign,
+    OnRevoke,
+    RangeState,
+)
 from connectors.sink.rows import Column
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 
 Fault = Callable[[str], None]
 

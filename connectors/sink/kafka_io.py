@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime, timezone
 from typing import Sequence
 
 import orjson
 
-from connectors.kafka import client_config
+from connectors.kafka import client_config, produce_blocking
 from connectors.sink.batching import SourceRecord, TopicPartition
 from connectors.sink.ports import DeadLetter, OnAssign, OnRevoke
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
+from twitch_pipeline.timestamps import now_iso
 
 _LOG = logging.getLogger("twitch_pipeline.sink")
 DELIVERY_TIMEOUT_S = 60.0
@@ -112,7 +112,7 @@ class KafkaDeadLetters:
             if err is not None:
                 failures.append(err.str())
 
-        detected_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        detected_at = now_iso()
         for letter in letters:
             value = orjson.dumps({
                 "source": "clickhouse_sink",
@@ -124,16 +124,8 @@ class KafkaDeadLetters:
                 "value": None if letter.value is None else letter.value.decode("utf-8", errors="replace"),
                 "detected_at": detected_at,
             })
-            self._produce(letter.topic.encode(), value, delivered)
+            produce_blocking(self.producer, self.topic, value, letter.topic.encode(), on_delivery=delivered, wait_s=0.5)
         left = self.producer.flush(DELIVERY_TIMEOUT_S)
         if left or failures:
             raise PlatformError(f"could not deliver {left + len(failures)} dead letters to {self.topic}: {'; '.join(failures[:3]) or 'timed out'}")
         _LOG.warning("%d records did not fit their table; sent to %s (first: %s)", len(letters), self.topic, letters[0].reason)
-
-    def _produce(self, key: bytes, value: bytes, delivered) -> None:
-        while True:
-            try:
-                self.producer.produce(self.topic, value, key, on_delivery=delivered)
-                return
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.5)

@@ -21,9 +21,20 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from connectors.sink.batching import Batch, Batcher, TopicPartition
+from connectors.sink.batching import Batch, Batcher, TopicPartition, insert_token
 from connectors.sink.mapping import TableMapping
-from connectors.sink.ports import COMMITTED, PENDING, BatchReport, DeadLetter, DeadLetters, HealthLog, Inserter, RangeState, Source, StateStore
+from connectors.sink.ports import (
+    COMMITTED,
+    PENDING,
+    BatchReport,
+    DeadLetter,
+    DeadLetters,
+    HealthLog,
+    Inserter,
+    RangeState,
+    Source,
+    StateStore,
+)
 from connectors.sink.rows import Rejected, RowConverter
 from connectors.topics import is_heartbeat_key
 
@@ -43,7 +54,7 @@ class _Prepared:
 
     @property
     def token(self) -> str:
-        return f"{self.batch.topic}:{self.batch.partition}:{self.first}-{self.last}"
+        return insert_token(self.batch.topic, self.batch.partition, self.first, self.last)
 
 
 @dataclass

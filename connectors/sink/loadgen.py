@@ -15,14 +15,11 @@ from typing import Callable, Iterable
 
 import orjson
 
-from connectors.kafka import client_config
+from connectors.kafka import client_config, produce_blocking
 from twitch_pipeline.settings import Settings
+from twitch_pipeline.timestamps import iso
 
 _BASE = datetime(2026, 11, 21, 11, 0, tzinfo=timezone.utc)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def late_event(i: int, group: str = "") -> dict:
@@ -85,7 +82,7 @@ def produce_in_transactions(
         pace(number)
         producer.begin_transaction()
         for value in batch:
-            _produce(producer, topic, value)
+            produce_blocking(producer, topic, value)
         if abort(number):
             producer.abort_transaction(60)
             out.aborted += len(batch)
@@ -105,14 +102,6 @@ def produce_in_transactions(
         finish(number)
     return out
 
-
-def _produce(producer, topic: str, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, value)
-            return
-        except BufferError:
-            producer.poll(0.1)
 
 
 def encode(row: dict) -> bytes:

@@ -1,16 +1,15 @@
-"""Which Flink output topic goes to which ClickHouse table.
+"""Which Flink output topic goes to which ClickHouse table: derived from :mod:`connectors.catalog`.
 
-Adding a Flink output to the sink is one entry here plus one migration creating its table
-(``connectors/clickhouse_migrations/NNN_<table>.sql``). The table's columns are read from ClickHouse
-at start, so the mapping holds only what the schema cannot tell: the event-time column used to
-measure freshness (event time → visible in ClickHouse).
+The table's columns are read from ClickHouse at start, so a mapping holds only what the schema cannot
+tell: the event-time column used to measure freshness (event time → visible in ClickHouse).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twitch_pipeline.platform.process import PlatformError
+from connectors import catalog
+from twitch_pipeline.errors import ConfigurationError
 from twitch_pipeline.settings import Settings
 
 
@@ -21,15 +20,8 @@ class TableMapping:
     event_time: str  # a DateTime64 column of the table; newest value per batch → freshness
 
 
-MAPPINGS: tuple[TableMapping, ...] = (
-    TableMapping("game_streams_enriched", "game_streams_enriched", "data_retrieved_at"),
-    TableMapping("game_minute_stats", "game_minute_stats", "window_end"),
-    TableMapping("language_minute_stats", "language_minute_stats", "window_end"),
-    TableMapping("share_minute_stats", "share_minute_stats", "window_end"),
-    TableMapping("stream_duration_stats", "stream_duration_stats", "window_end"),
-    TableMapping("top_streams", "top_streams", "window_end"),
-    TableMapping("late_events", "late_events", "detected_at"),
-)
+#: Every output the catalog marks as loaded into ClickHouse.
+MAPPINGS: tuple[TableMapping, ...] = tuple(TableMapping(o.name, o.table, o.event_time) for o in catalog.sink_outputs())
 
 
 def selected_mappings(settings: Settings, mappings: tuple[TableMapping, ...] = MAPPINGS) -> tuple[TableMapping, ...]:
@@ -40,8 +32,8 @@ def selected_mappings(settings: Settings, mappings: tuple[TableMapping, ...] = M
     by_topic = {m.topic: m for m in mappings}
     unknown = [t for t in wanted if t not in by_topic]
     if unknown:
-        raise PlatformError(
+        raise ConfigurationError(
             f"TWITCH_PIPELINE_SINK_TOPICS names unmapped topics {', '.join(unknown)}; "
-            f"mapped: {', '.join(by_topic)} (add an entry in connectors/sink/mapping.py)"
+            f"mapped: {', '.join(by_topic)} (declare it as an output in connectors/catalog.py)"
         )
     return tuple(by_topic[t] for t in dict.fromkeys(wanted))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from connectors.sink.batching import SourceRecord, TopicPartition
+from connectors.sink.batching import SourceRecord, TopicPartition, insert_token
 from connectors.sink.rows import Column
 
 PENDING, COMMITTED = "pending", "committed"
@@ -36,7 +36,7 @@ class RangeState:
 
     @property
     def token(self) -> str:
-        return f"{self.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
+        return insert_token(self.topic, self.partition, self.first_offset, self.last_offset)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _WRAPPER = re.compile(r"^(?:LowCardinality|Nullable)\((.*)\)$")

@@ -17,7 +17,7 @@ from connectors.sink.clickhouse_io import ClickHouseTables
 from connectors.sink.kafka_io import KafkaDeadLetters, KafkaSource
 from connectors.sink.loader import Loader
 from connectors.sink.mapping import TableMapping, selected_mappings
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
 
 _LOG = logging.getLogger("twitch_pipeline.sink")

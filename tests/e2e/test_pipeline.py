@@ -16,9 +16,15 @@ import pytest
 
 from connectors.clickhouse import clickhouse_client
 from tests.cli import run_cli
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.jobs import start_all, stop_all
-from twitch_pipeline.platform.lifecycle import down, start_services, status, stop_services, up
-from twitch_pipeline.platform.process import wait_until
+from twitch_pipeline.platform.lifecycle import (
+    down,
+    start_services,
+    status,
+    stop_services,
+    up,
+)
 
 
 @pytest.fixture(scope="module")

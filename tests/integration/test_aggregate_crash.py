@@ -22,10 +22,10 @@ from connectors.iceberg import load_catalog
 from connectors.kafka import client_config, partition_count
 from connectors.topics import ensure_topics, heartbeat_keys
 from tests.kafka_io import read_committed, with_datetimes
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.jobs import cancel, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import running
-from twitch_pipeline.platform.process import wait_until
 from twitch_pipeline.settings import Settings
 
 SOURCE_TOPIC = "game_streams_enriched"

@@ -31,8 +31,8 @@ from confluent_kafka.admin import NewTopic
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client, client_config
 from tests.kafka_io import read_committed, with_datetimes
-from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.jobs import list_jobs, submit
+from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.settings import Settings
 
 SOURCE_TOPIC = "game_streams_enriched"

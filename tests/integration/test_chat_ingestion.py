@@ -22,7 +22,7 @@ from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.run import RunOptions, make_publisher
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
-from twitch_pipeline.platform.process import wait_until
+from twitch_pipeline.errors import wait_until
 
 pytestmark = pytest.mark.integration
 

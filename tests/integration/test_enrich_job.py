@@ -19,12 +19,12 @@ from confluent_kafka import Producer
 
 from connectors.iceberg import load_catalog
 from connectors.kafka import client_config, partition_count
-from tests.kafka_io import read_committed
 from producers.heartbeat import emit_heartbeats
+from tests.kafka_io import read_committed
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.jobs import cancel, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import down, up
-from twitch_pipeline.platform.process import wait_until
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)
 DIMENSION_TOPICS = ("twitch_users", "twitch_games")

@@ -27,7 +27,8 @@ from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.run import RunOptions, run
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
-from twitch_pipeline.platform.process import free_port, wait_until
+from twitch_pipeline.errors import wait_until
+from twitch_pipeline.platform.process import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from confluent_kafka.admin import NewTopic
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client, client_config
 from tests.cli import run_cli
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.lifecycle import running
-from twitch_pipeline.platform.process import wait_until
 
 SMOKE_JOB = Path(__file__).parent / "jobs" / "topic_to_iceberg.py"
 

@@ -141,8 +141,9 @@ def test_produce_reconciles_with_kafka(kafka, tmp_path):
 
 
 def test_ensure_topics_is_idempotent_and_applies_specs(kafka):
-    from connectors.topics import TWITCH_USERS
     from confluent_kafka.admin import ConfigResource
+
+    from connectors.topics import TWITCH_USERS
 
     assert "0 created" in ensure_topics(kafka)
     admin = admin_client(kafka)

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 
 from connectors.clickhouse import endpoint
-from connectors.migrations import MIGRATIONS_DIR, load_migrations, split_statements
-from twitch_pipeline.platform.process import PlatformError
+from connectors.migrations import MIGRATIONS_DIR, load_migrations
+from connectors.sql_script import split_statements
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import load_settings
 from twitch_pipeline.sql_command import render_table
 

@@ -12,8 +12,22 @@ from types import SimpleNamespace
 
 import pytest
 
-from producers.contracts import MAX_EVENT_BYTES, iso_ms, mentions, parse_iso_ms, stream_event_id, violations
-from producers.faults import DUPLICATE, MALFORMED, MALFORMED_KINDS, UNIQUE, FaultPlan, malformed_value
+from producers.contracts import (
+    MAX_EVENT_BYTES,
+    iso_ms,
+    mentions,
+    parse_iso_ms,
+    stream_event_id,
+    violations,
+)
+from producers.faults import (
+    DUPLICATE,
+    MALFORMED,
+    MALFORMED_KINDS,
+    UNIQUE,
+    FaultPlan,
+    malformed_value,
+)
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.publisher import Publisher
 from producers.run import RunOptions, run

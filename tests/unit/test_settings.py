@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from twitch_pipeline.settings import FIELDS, SettingsError, env_example, env_name, load_settings, markdown_table, redacted, to_env
+from twitch_pipeline.settings import (
+    FIELDS,
+    SettingsError,
+    env_example,
+    env_name,
+    load_settings,
+    markdown_table,
+    redacted,
+    to_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

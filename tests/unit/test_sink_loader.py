@@ -8,12 +8,18 @@ from collections import Counter
 
 import pytest
 
-from connectors.sink.fakes import MemoryClickHouse, MemoryDeadLetters, MemoryLog, MemorySource, no_fault
+from connectors.sink.fakes import (
+    MemoryClickHouse,
+    MemoryDeadLetters,
+    MemoryLog,
+    MemorySource,
+    no_fault,
+)
 from connectors.sink.loader import Loader
 from connectors.sink.mapping import TableMapping
 from connectors.sink.ports import COMMITTED, PENDING
 from connectors.sink.rows import Column
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import PlatformError
 
 TOPIC, TABLE = "out", "out_table"
 MAPPING = TableMapping(TOPIC, TABLE, "at")

@@ -8,8 +8,7 @@ import pytest
 
 from connectors.sink.mapping import MAPPINGS, selected_mappings
 from connectors.sink.rows import Column, Rejected, RowConverter
-from connectors.topics import DERIVED_TOPICS
-from twitch_pipeline.platform.process import PlatformError
+from twitch_pipeline.errors import ConfigurationError, PlatformError
 from twitch_pipeline.settings import load_settings
 
 COLUMNS = [
@@ -69,14 +68,10 @@ def test_a_column_type_the_sink_cannot_fill_is_a_clear_error():
         RowConverter("t", [Column("m", "Map(String, String)")])
 
 
-def test_every_mapping_reads_a_known_flink_output_topic():
-    assert {m.topic for m in MAPPINGS} <= {t.name for t in DERIVED_TOPICS}
-
-
 def test_sink_topics_selects_mappings_and_rejects_unknown_names():
     base = load_settings(environ={}, dotenv=None)
     assert selected_mappings(base) == MAPPINGS
     chosen = selected_mappings(dataclasses.replace(base, sink_topics="late_events, top_streams"))
     assert [m.topic for m in chosen] == ["late_events", "top_streams"]
-    with pytest.raises(PlatformError, match="unmapped topics nope"):
+    with pytest.raises(ConfigurationError, match="unmapped topics nope"):
         selected_mappings(dataclasses.replace(base, sink_topics="nope"))

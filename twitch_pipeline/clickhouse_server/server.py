@@ -23,7 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from twitch_pipeline.clickhouse_server import codecs
 from twitch_pipeline.clickhouse_server.engine import Engine, Outcome
-from twitch_pipeline.clickhouse_server.errors import ClickHouseError, bad_arguments, not_implemented
+from twitch_pipeline.clickhouse_server.errors import (
+    ClickHouseError,
+    bad_arguments,
+    not_implemented,
+)
 from twitch_pipeline.clickhouse_server.protocol import Params, Statement, read_statement
 
 log = logging.getLogger("twitch_pipeline.clickhouse_server")

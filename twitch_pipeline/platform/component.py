@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from twitch_pipeline.platform.process import ManagedProcess, PlatformError, port_in_use, wait_until
+from twitch_pipeline.errors import PlatformError, wait_until
+from twitch_pipeline.platform.process import ManagedProcess, port_in_use
 from twitch_pipeline.settings import Settings
 
 

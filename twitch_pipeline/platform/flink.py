@@ -15,7 +15,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from twitch_pipeline.platform.component import Component, ensure_dir, require_java, require_jars
+from twitch_pipeline.platform.component import (
+    Component,
+    ensure_dir,
+    require_jars,
+    require_java,
+)
 from twitch_pipeline.platform.process import ManagedProcess
 from twitch_pipeline.settings import Settings, to_env
 

@@ -7,8 +7,14 @@ import subprocess
 import uuid
 from typing import Any
 
-from twitch_pipeline.platform.component import Component, ensure_dir, require_java, require_jars
-from twitch_pipeline.platform.process import ManagedProcess, PlatformError
+from twitch_pipeline.errors import PlatformError
+from twitch_pipeline.platform.component import (
+    Component,
+    ensure_dir,
+    require_jars,
+    require_java,
+)
+from twitch_pipeline.platform.process import ManagedProcess
 
 # Flink's exactly-once Kafka sink opens transactions with a 1 h timeout; the broker must allow it.
 TRANSACTION_MAX_TIMEOUT_MS = 3_600_000

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from twitch_pipeline import registry
+from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.platform.clickhouse import ClickHouse
 from twitch_pipeline.platform.component import Component, ensure_dir
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.iceberg import Iceberg
 from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.process import PlatformError, free_port
+from twitch_pipeline.platform.process import free_port
 from twitch_pipeline.settings import Settings, to_env
 
 Echo = Callable[[str], None]

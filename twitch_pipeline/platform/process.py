@@ -14,11 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
-
-class PlatformError(RuntimeError):
-    """A problem the user can fix; the CLI prints the message as one line, without a traceback."""
+from typing import Mapping, Sequence
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -35,22 +31,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.25) -> None:
-    """Poll ``check`` until it is true or ``timeout_s`` passes (then raise naming ``what``)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if check():
-                return
-        except PlatformError:
-            raise
-        except Exception:  # noqa: BLE001 - a failing probe just means "not yet"
-            pass
-        if time.monotonic() >= deadline:
-            raise PlatformError(f"{what} did not happen within {timeout_s:.0f}s")
-        time.sleep(interval_s)
 
 
 @dataclass
