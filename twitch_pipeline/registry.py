@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "twitch_pipeline.sql_command",  # `twitch-pipeline sql` (issue 3)
     "producers.cli",  # `twitch-pipeline produce` (issue 4)
     "connectors.sink.cli",  # `twitch-pipeline sink` (issue 6)
+    "twitch_pipeline.check_command",  # `twitch-pipeline check`: data quality (issues 10, 12)
     "twitch_pipeline.k8s_manifests",  # `twitch-pipeline k8s render` (issue 13)
 ]
 
