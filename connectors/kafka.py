@@ -7,9 +7,11 @@ from typing import Any
 
 from twitch_pipeline.settings import Settings
 
-# librdkafka logs every refused connection to stderr; route its logs through `logging` instead,
-# where they stay quiet unless a user turns the `twitch_pipeline.kafka` logger up.
+# librdkafka logs every refused connection (several a second while a broker is down); route its logs through
+# `logging` and keep them quiet unless a user turns the `twitch_pipeline.kafka` logger down to DEBUG. The same
+# errors reach the clients through `error_cb` and message errors, where they are handled and said once.
 _LOG = logging.getLogger("twitch_pipeline.kafka")
+_LOG.setLevel(logging.CRITICAL)
 
 
 def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -80,3 +82,4 @@ def produce_blocking(producer, topic: str, value: bytes, key: bytes | None = Non
             return
         except BufferError:
             producer.poll(wait_s)
+

@@ -104,6 +104,6 @@ def _interruptible(stop: threading.Event) -> threading.Event:
 
 
 def service(settings: Settings) -> tuple[str, list[str]]:
-    """The continuous producer as a long-running service for `twitch-pipeline start` (registry.SERVICES)."""
+    """The continuous producer as a long-running service for `twitch-pipeline start` (twitch_pipeline.registry.SERVICES)."""
     source = "twitch" if settings.twitch_credentials_set else "synthetic"
     return "producer", [sys.executable, "-m", "twitch_pipeline.cli", "produce", "--source", source]

@@ -27,6 +27,7 @@ from connectors.topics import (
 from producers.contracts import encode, violations
 from producers.faults import DUPLICATE, MALFORMED, UNIQUE, FaultPlan, malformed_value
 from producers.heartbeat import HEARTBEAT_KEY, emit_heartbeats
+from twitch_pipeline.errors import StateLog
 from twitch_pipeline.settings import Settings
 
 _LOG = logging.getLogger("producers")
@@ -50,7 +51,7 @@ class TopicStats:
     rejected: int = 0  # broke its contract; sent to producer_dead_letter instead
 
 
-def producer_config(settings: Settings, on_delivery) -> dict[str, Any]:
+def producer_config(settings: Settings, on_delivery, on_error=None) -> dict[str, Any]:
     return client_config(
         settings,
         **{
@@ -60,8 +61,12 @@ def producer_config(settings: Settings, on_delivery) -> dict[str, Any]:
             "linger.ms": settings.producer_linger_ms,
             "batch.size": settings.producer_batch_size,
             "queue.buffering.max.messages": 500_000,
-            "delivery.timeout.ms": 120_000,
+            # Never give up on a record: while the broker is away librdkafka keeps it queued and delivers it
+            # when the broker returns (idempotence keeps that exactly once). A finite timeout turned a
+            # 2-minute outage into lost records; a full queue blocks `produce` instead (back-pressure).
+            "delivery.timeout.ms": 0,
             "on_delivery": on_delivery,
+            **({"error_cb": on_error} if on_error else {}),
         },
     )
 
@@ -74,6 +79,7 @@ class Publisher:
         from confluent_kafka import Producer
 
         self.faults = faults
+        self.bootstrap = settings.bootstrap_servers
         self.rng = fault_rng
         self.validate = settings.producer_validate if validate is None else validate
         self.stats: dict[str, TopicStats] = {t: TopicStats() for t in (*EVENT_TOPICS, PRODUCER_DEAD_LETTER.name)}
@@ -82,7 +88,9 @@ class Publisher:
         self.malformed_kinds: dict[str, int] = {}
         self._recent: deque[tuple[str, bytes, bytes, dict[str, Any]]] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
-        self.producer = (producer_factory or Producer)(producer_config(settings, self._delivered))
+        self._partitions: dict[str, list[int]] = {}  # per topic, for heartbeats while metadata is unavailable
+        self.health = StateLog(_LOG.warning, path=settings.state_file("producer"))
+        self.producer = (producer_factory or Producer)(producer_config(settings, self._delivered, self._kafka_error))
 
     # -- sending ------------------------------------------------------------------------------------
     def publish(self, topic: str, event: dict[str, Any], event_time_ms: int) -> bool:
@@ -142,11 +150,19 @@ class Publisher:
 
     def heartbeats(self, event_time_ms: int, topics=EVENT_TOPICS) -> int:
         with self._lock:
-            return emit_heartbeats(self.producer, topics, event_time_ms)
+            return emit_heartbeats(self.producer, topics, event_time_ms, known_partitions=self._partitions)
 
     # -- delivery -----------------------------------------------------------------------------------
+    def _kafka_error(self, err) -> None:
+        """librdkafka's client-level errors: an unreachable broker is waited out (records stay queued), said once."""
+        if err.fatal():
+            _LOG.error("Kafka producer error: %s", err.str())
+        else:
+            self.health.failing(f"Kafka at {self.bootstrap}", err.str())
+
     def _delivered(self, err, msg) -> None:
         if err is None:
+            self.health.ok()
             return
         if msg.key() == HEARTBEAT_KEY:
             self.heartbeat_failures += 1

@@ -15,6 +15,7 @@ from twitch_pipeline.settings import (
     env_example,
     load_settings,
     markdown_table,
+    to_env,
     write_docs,
 )
 
@@ -81,16 +82,36 @@ def _cancel(settings: Settings, args: argparse.Namespace) -> int:
 def _start(settings: Settings, args: argparse.Namespace) -> int:
     from twitch_pipeline.jobs import start_all
     from twitch_pipeline.platform.lifecycle import start_services
+    from twitch_pipeline.platform.supervisor import supervisor_process
 
     start_all(settings)
     start_services(settings)
+    proc = supervisor_process(settings)
+    if not proc.running():
+        proc.spawn([sys.executable, "-m", "twitch_pipeline.cli", "supervise"], env=to_env(settings))
+    print(f"  {proc.name:<11} watching the services and the platform (log {proc.log_file})")
+    return 0
+
+
+def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from twitch_pipeline.platform.supervisor import pipeline_supervisor
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    pipeline_supervisor(settings, echo=lambda msg: print(msg, flush=True)).run(stop)
     return 0
 
 
 def _stop(settings: Settings, args: argparse.Namespace) -> int:
     from twitch_pipeline.jobs import stop_all
     from twitch_pipeline.platform.lifecycle import stop_services
+    from twitch_pipeline.platform.supervisor import supervisor_process
 
+    supervisor_process(settings).stop(settings.stop_timeout_s)  # first, or it would restart what stops next
     stop_services(settings)
     stop_all(settings)
     return 0
@@ -136,14 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore a savepoint left by `stop`")
     command("jobs", _jobs, "list Flink jobs and their state").add_argument("--json", action="store_true")
     command("cancel", _cancel, "cancel a running Flink job by name or id").add_argument("job")
-    command("start", _start, "submit every streaming job and start the long-running connectors")
+    command("start", _start, "submit every streaming job, start the services (producer, sink) and a supervisor that restarts what dies")
+    command("supervise", _supervise, "restart dead services and platform components with back-off (what `start` runs in the background)")
     command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
     command("run", _run, "everything in the foreground (platform, jobs, sink, producer) until Ctrl-C; what `make run` does")
     p = command("settings", _settings, "print the settings table (markdown) or a .env template")
     p.add_argument("--env", action="store_true", help="print .env.example")
     p.add_argument("--write", action="store_true", help="regenerate the README table and .env.example")
-    for ref in registry.COMMAND_MODULES:
-        registry.resolve(ref).register(sub)
+    for module in registry.COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

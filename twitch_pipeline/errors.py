@@ -14,10 +14,12 @@ This module is a leaf (standard library only): every layer raises and catches th
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 
@@ -79,15 +81,25 @@ class Backoff:
 class StateLog:
     """Logs a service's health only when it changes: one line when an outage starts, one when it ends.
 
-    ``state`` is what `status` shows (e.g. ``"waiting for Kafka at host:9092: <error>"``).
+    ``state`` is what `status` shows (e.g. ``"waiting for Kafka at host:9092"``); with ``path`` it is also
+    written there as JSON on every change, for `status` to read from another process.
     """
 
-    def __init__(self, log: Callable[[str], None], healthy: str = "ok"):
+    def __init__(self, log: Callable[[str], None], healthy: str = "ok", path: Path | None = None):
         self._log = log
         self._healthy = healthy
+        self._path = path
         self.state = healthy
         self.since = time.time()
         self.last_error = ""
+        self._save()
+
+    def _save(self) -> None:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"state": self.state, "since": self.since, "last_error": self.last_error}))
+            tmp.replace(self._path)
 
     def failing(self, what: str, error: object) -> None:
         self.last_error = f"{what}: {error}"
@@ -95,12 +107,14 @@ class StateLog:
             self.state = f"waiting for {what}"
             self.since = time.time()
             self._log(f"{what} unavailable, retrying with back-off until it returns: {error}")
+            self._save()
 
     def ok(self) -> None:
         if self.state != self._healthy:
             self._log(f"{self.state.removeprefix('waiting for ')} is back after {time.time() - self.since:.0f} s")
             self.state = self._healthy
             self.since = time.time()
+            self._save()
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.25) -> None:

@@ -1,8 +1,10 @@
 """`twitch-pipeline run` (what `make run` calls): the whole pipeline in the foreground.
 
-Starts the platform, the streaming jobs, the ClickHouse sink and the producer (synthetic unless
-Twitch credentials are set), then prints one refreshing status line until Ctrl-C, which stops
-everything in reverse order: producer, sink and jobs (with savepoints), then the platform.
+Starts the platform, the streaming jobs and the services (the producer — synthetic unless Twitch
+credentials are set — and the ClickHouse sink), then supervises them: a part that dies, a platform
+component included, is restarted with back-off (see :mod:`twitch_pipeline.platform.supervisor`). One
+status line refreshes until Ctrl-C, which stops everything in reverse order: services, jobs (with
+savepoints), then the platform.
 """
 
 from __future__ import annotations
@@ -12,30 +14,21 @@ import sys
 import threading
 from typing import Any
 
-from twitch_pipeline import registry
 from twitch_pipeline.jobs import list_jobs, start_all, stop_all
-from twitch_pipeline.platform.lifecycle import (
-    down,
-    start_services,
-    status,
-    stop_services,
-    up,
-)
-from twitch_pipeline.platform.process import ManagedProcess
-from twitch_pipeline.settings import Settings, to_env
-
-PRODUCER = "producers.cli:service"
-
-
-def _producer(settings: Settings) -> tuple[ManagedProcess, list[str]]:
-    name, argv = registry.resolve(PRODUCER)(settings)
-    return ManagedProcess(name, settings.run_path), argv
+from twitch_pipeline.platform.lifecycle import down, start_services, status, stop_services, up
+from twitch_pipeline.platform.supervisor import pipeline_supervisor
+from twitch_pipeline.settings import Settings
 
 
 def status_line(settings: Settings) -> str:
-    """One line: health of each part, running jobs, rows in ClickHouse, sink lag and freshness."""
+    """One line: health of each part (restarts and waits included), running jobs, sink lag and freshness."""
     report = status(settings)["components"]
-    parts = [f"{name}:{'ok' if entry.get('healthy') else ('-' if entry.get('healthy') is None else 'DOWN')}" for name, entry in report.items()]
+    parts = []
+    for name, entry in report.items():
+        word = {True: "ok", None: "-"}.get(entry.get("healthy"), "DOWN")
+        if entry.get("state", "").startswith("waiting"):
+            word = "waiting"
+        parts.append(f"{name}:{word}" + (f"(restarts {entry['restarts']})" if entry.get("restarts") else ""))
     running = sum(1 for job in list_jobs(settings) if job["state"] == "RUNNING")
     line = " ".join(parts) + f" | jobs running {running}"
     sink: dict[str, Any] = report.get("sink", {})
@@ -48,22 +41,21 @@ def run(settings: Settings, refresh_s: float = 5.0) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    producer, argv = _producer(settings)
     try:
         print(f"==> platform ({settings.run_path})")
         up(settings)
         print("==> streaming jobs")
         start_all(settings)
-        print("==> connectors")
+        print("==> services")
         start_services(settings)
-        if not producer.running():
-            producer.spawn(argv, env=to_env(settings))
         source = "Twitch" if settings.twitch_credentials_set else "synthetic"
-        print(f"  {producer.name:<11} started ({source} source; log {producer.log_file})")
-        print(f"\nFlink web UI:  {settings.flink_rest}")
+        print(f"\nSource:        {source}")
+        print(f"Flink web UI:  {settings.flink_rest}")
         print(f"ClickHouse:    {settings.clickhouse_http_url}  (try: twitch-pipeline sql 'SELECT count() FROM game_streams_enriched')")
         print("Ctrl-C stops everything.\n")
+        supervisor = pipeline_supervisor(settings, echo=lambda msg: print(f"\r\033[K{msg}"))
         while not stop.wait(refresh_s):
+            supervisor.tick()
             try:
                 line = status_line(settings)
             except Exception as err:  # noqa: BLE001 - a status hiccup must not end the run
@@ -72,9 +64,6 @@ def run(settings: Settings, refresh_s: float = 5.0) -> int:
             sys.stdout.flush()
     finally:
         print("\n==> stopping")
-        if producer.running():
-            producer.stop(settings.stop_timeout_s)
-            print(f"  {producer.name:<11} stopped")
         stop_services(settings)
         try:
             stop_all(settings)
@@ -82,4 +71,3 @@ def run(settings: Settings, refresh_s: float = 5.0) -> int:
             print(f"  jobs: {err}")
         down(settings)
     return 0
-

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from connectors import catalog
 from flink_jobs import job_file
@@ -38,7 +39,33 @@ def find_active(settings: Settings, name: str) -> dict[str, Any] | None:
 
 
 def _savepoint_pointer(settings: Settings, name: str) -> Path:
-    return settings.run_path / "flink" / "savepoints" / f"{name}.latest"
+    """The file naming the savepoint (or retained checkpoint) the next `submit` of ``name`` resumes from."""
+    return settings.run_path / "flink" / "resume" / f"{name}.latest"
+
+
+def _job_id_file(settings: Settings, name: str) -> Path:
+    return settings.run_path / "flink" / "resume" / f"{name}.job-id"
+
+
+def latest_checkpoint(settings: Settings, job_id: str) -> str | None:
+    """The newest completed checkpoint of a job (a ``chk-N`` directory holding ``_metadata``), if local."""
+    root = urlsplit(settings.checkpoint_uri)
+    if root.scheme not in ("", "file"):
+        return None  # object storage: the cluster's own HA restores its jobs there
+    done = [p for p in (Path(root.path) / job_id).glob("chk-*") if (p / "_metadata").is_file()]
+    return max(done, key=lambda p: int(p.name.removeprefix("chk-"))).as_uri() if done else None
+
+
+def resume_from_latest_checkpoints(settings: Settings) -> None:
+    """After the cluster lost its jobs (a JobManager restart without HA), let the next `submit` of each
+    streaming job resume from its latest completed checkpoint: its state and Kafka transactions go on from
+    there, so the restart loses and duplicates nothing."""
+    for job in catalog.streaming_jobs():
+        id_file = _job_id_file(settings, job.name)
+        if id_file.exists() and not _savepoint_pointer(settings, job.name).exists():
+            checkpoint = latest_checkpoint(settings, id_file.read_text().strip())
+            if checkpoint:
+                _savepoint_pointer(settings, job.name).write_text(checkpoint)
 
 
 def submit(settings: Settings, job: str, args: list[str] | None = None, resume: bool = True) -> str:
@@ -66,10 +93,11 @@ def submit(settings: Settings, job: str, args: list[str] | None = None, resume: 
         reason = _failure_reason(out)
         raise PlatformError(f"submitting {name} failed: {reason} (full output: {log})")
     pointer.unlink(missing_ok=True)
-    for line in out.splitlines():
-        if "JobID" in line:
-            return line.rsplit(" ", 1)[-1].strip()
-    return ""
+    job_id = next((line.rsplit(" ", 1)[-1].strip() for line in out.splitlines() if "JobID" in line), "")
+    if job_id:
+        _job_id_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
+        _job_id_file(settings, name).write_text(job_id)
+    return job_id
 
 
 def _failure_reason(output: str) -> str:
@@ -93,7 +121,7 @@ def stop_with_savepoint(settings: Settings, name: str, timeout_s: float = 120) -
     if job is None:
         return None
     flink = _cluster(settings)
-    target = (settings.run_path / "flink" / "savepoints" / name).as_uri()
+    target = f"{settings.savepoint_uri.rstrip('/')}/{name}"
     trigger = flink.rest(f"/jobs/{job['id']}/stop", method="POST", body={"targetDirectory": target, "drain": False})["request-id"]
     result: dict[str, Any] = {}
 
@@ -105,6 +133,7 @@ def stop_with_savepoint(settings: Settings, name: str, timeout_s: float = 120) -
     operation = result.get("operation", {})
     if "location" not in operation:
         raise PlatformError(f"savepoint of {name} failed: {operation.get('failure-cause', {}).get('stack-trace', '?').splitlines()[0]}")
+    _savepoint_pointer(settings, name).parent.mkdir(parents=True, exist_ok=True)
     _savepoint_pointer(settings, name).write_text(operation["location"])
     return operation["location"]
 

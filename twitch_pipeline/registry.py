@@ -1,41 +1,43 @@
-"""Where later pieces plug into the CLI and the platform lifecycle.
+"""Where the pieces plug into the CLI and the platform lifecycle: plain imports, one list each.
 
-Each entry is ``"module:attribute"`` and is imported only when used, so the CLI starts fast and a
-piece that needs PyFlink or Airflow never loads for commands that do not use it.
+Every module imported here keeps its heavy imports (PyFlink, Airflow, twitchAPI) inside functions, so the
+CLI starts fast and a command never loads what it does not use.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from types import ModuleType
+from typing import Any, Callable
 
-#: Run after every component of `up` is healthy, in order: callable(settings) -> summary line.
-POST_UP_HOOKS: list[str] = [
-    "connectors.migrations:apply_migrations",  # ClickHouse schema (issue 3)
-    "connectors.topics:ensure_topics",  # Kafka topics (issue 4)
+from connectors import migrations, topics
+from connectors.sink import cli as sink_cli
+from connectors.sink import health as sink_health
+from producers import cli as producers_cli
+from twitch_pipeline import check_command, k8s_manifests, sql_command
+from twitch_pipeline.settings import Settings
+
+#: Run after every component of `up` is healthy, in order; each returns a summary line.
+POST_UP_HOOKS: list[Callable[[Settings], str]] = [
+    migrations.apply_migrations,  # ClickHouse schema
+    topics.ensure_topics,  # Kafka topics of the catalog
 ]
 
 #: Modules exposing ``register(subparsers)`` that add CLI subcommands.
-COMMAND_MODULES: list[str] = [
-    "twitch_pipeline.sql_command",  # `twitch-pipeline sql` (issue 3)
-    "producers.cli",  # `twitch-pipeline produce` (issue 4)
-    "connectors.sink.cli",  # `twitch-pipeline sink` (issue 6)
-    "twitch_pipeline.check_command",  # `twitch-pipeline check`: data quality (issues 10, 12)
-    "twitch_pipeline.k8s_manifests",  # `twitch-pipeline k8s render` (issue 13)
+COMMAND_MODULES: list[ModuleType] = [
+    sql_command,  # `twitch-pipeline sql`
+    producers_cli,  # `twitch-pipeline produce`
+    sink_cli,  # `twitch-pipeline sink`
+    check_command,  # `twitch-pipeline check`: data quality
+    k8s_manifests,  # `twitch-pipeline k8s render`
 ]
 
-#: Long-running connectors that `start` launches and `stop` stops: callable(settings) -> ManagedProcess spec.
-SERVICES: list[str] = [
-    "connectors.sink.cli:service",  # exactly-once Kafka → ClickHouse sink (issue 6)
+#: Long-running services that `start`/`run` launch, supervise and `stop` stops: settings -> (name, argv).
+SERVICES: list[Callable[[Settings], tuple[str, list[str]]]] = [
+    producers_cli.service,  # the continuous producer (synthetic unless Twitch credentials are set)
+    sink_cli.service,  # exactly-once Kafka → ClickHouse sink
 ]
 
-#: Extra health details of a running service for `status`: name -> callable(settings) -> dict.
-SERVICE_HEALTH: dict[str, str] = {
-    "sink": "connectors.sink.health:sink_health",
+#: Extra health details of a running service for `status`: name -> settings -> dict.
+SERVICE_HEALTH: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    "sink": sink_health.sink_health,
 }
-
-
-def resolve(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    loaded = importlib.import_module(module)
-    return getattr(loaded, attr) if attr else loaded

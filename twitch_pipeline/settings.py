@@ -36,6 +36,7 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address every local component binds to.", group="platform")
     start_timeout_s: float = _setting(120.0, "Seconds `up` waits for each component to become healthy.", group="platform")
     stop_timeout_s: float = _setting(30.0, "Seconds `down` waits for a component to stop before killing it.", group="platform")
+    dashboard_port: int = _setting(3000, "Port of the local dashboard page (the Grafana dashboards drawn in the browser, and the data catalog).", group="platform")
 
     # -- Kafka ------------------------------------------------------------------------------------
     kafka_port: int = _setting(9092, "Kafka broker (PLAINTEXT) port.", group="kafka")
@@ -58,6 +59,8 @@ class Settings:
     watermark_lateness_s: float = _setting(30.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
     max_event_chars: int = _setting(65536, "Events longer than this many characters go to the dead-letter topic as oversized.", group="flink")
     restart_attempts: int = _setting(50, "Restarts (exponential back-off, 1 s to 15 s) before a failing Flink job gives up.", group="flink")
+    airflow_flink_target: str = _setting("local", "Where the Airflow DAGs run Flink jobs: `local` (this machine's cluster, through the main venv's `twitch-pipeline` CLI) or `kubernetes` (FlinkDeployments for the Flink Kubernetes Operator).", group="flink")
+    airflow_pipeline_cli: str = _setting("", "The main venv's `twitch-pipeline` CLI that Airflow tasks run PyFlink-side commands with (local target); empty means `<project>/.venv/bin/twitch-pipeline`.", group="flink")
 
     # -- Iceberg ----------------------------------------------------------------------------------
     iceberg_catalog: str = _setting("twitch", "Iceberg catalog name, identical for Flink SQL and pyiceberg.", group="iceberg")
@@ -116,6 +119,10 @@ class Settings:
     @property
     def run_path(self) -> Path:
         return self.run_dir.resolve()
+
+    def state_file(self, service: str) -> Path:
+        """Where a long-running service keeps its current health (``errors.StateLog``); `status` reads it."""
+        return self.run_path / "state" / f"{service}.json"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Sequence
 
 import orjson
@@ -12,11 +13,13 @@ import orjson
 from connectors.kafka import client_config, produce_blocking
 from connectors.sink.batching import SourceRecord, TopicPartition
 from connectors.sink.ports import DeadLetter, OnAssign, OnRevoke
-from twitch_pipeline.errors import PlatformError
+from twitch_pipeline.errors import PlatformError, StateLog
 from twitch_pipeline.settings import Settings
 from twitch_pipeline.timestamps import now_iso
 
 _LOG = logging.getLogger("twitch_pipeline.sink")
+#: Seconds without a broker error after which an idle source counts as connected again.
+QUIET_OK_S = 10.0
 DELIVERY_TIMEOUT_S = 60.0
 
 
@@ -37,6 +40,9 @@ class KafkaSource:
             "auto.offset.reset": "earliest",  # a partition the sink never loaded is loaded from its start
         }))
         self._callback_error: Exception | None = None
+        self._bootstrap = settings.bootstrap_servers
+        self._last_error_at = 0.0
+        self.health: StateLog | None = None  # set by the runner: broker outages are said once, not per poll
 
     def subscribe(self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke) -> None:
         # An exception escaping a rebalance callback comes out of librdkafka as a garbled SystemError;
@@ -74,9 +80,15 @@ class KafkaSource:
             if err is not None:
                 if err.fatal():
                     raise KafkaException(err)
-                _LOG.warning("kafka: %s", err.str())  # transient: librdkafka retries by itself
+                # Transient (librdkafka reconnects by itself): said once per outage, not on every poll.
+                self._last_error_at = time.monotonic()
+                if self.health is not None:
+                    self.health.failing(f"Kafka at {self._bootstrap}", err.str())
                 continue
             out.append(SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.timestamp()[1], msg.key()))
+        # Back when records flow again, or when no error came for a while (an idle topic brings no records).
+        if self.health is not None and (out or time.monotonic() - self._last_error_at > QUIET_OK_S):
+            self.health.ok()
         return out
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:

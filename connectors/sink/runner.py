@@ -17,7 +17,7 @@ from connectors.sink.clickhouse_io import ClickHouseTables
 from connectors.sink.kafka_io import KafkaDeadLetters, KafkaSource
 from connectors.sink.loader import Loader
 from connectors.sink.mapping import TableMapping, selected_mappings
-from twitch_pipeline.errors import PlatformError
+from twitch_pipeline.errors import Backoff, PlatformError, StateLog
 from twitch_pipeline.settings import Settings
 
 _LOG = logging.getLogger("twitch_pipeline.sink")
@@ -44,7 +44,8 @@ def run_sink(settings: Settings, stop: threading.Event) -> None:
     mappings = selected_mappings(settings)
     if settings.sink_batch_rows < 1:
         raise PlatformError("TWITCH_PIPELINE_SINK_BATCH_ROWS must be at least 1")
-    backoff = 1.0
+    backoff = Backoff(initial_s=1.0, max_s=MAX_BACKOFF_S)
+    health = StateLog(_LOG.warning, path=settings.state_file("sink"))
     while not stop.is_set():
         client = None
         try:
@@ -56,14 +57,17 @@ def run_sink(settings: Settings, stop: threading.Event) -> None:
                 loader.source.close()
                 raise
             _LOG.info("sink started: %s", ", ".join(f"{m.topic} → {m.table}" for m in mappings))
+            health.ok()
+            backoff.reset()
+            loader.source.health = health
             loader.run(stop)
             return
         except PlatformError:
             raise
         except Exception as exc:  # noqa: BLE001 - any runtime failure: recover as a restart would
-            _LOG.error("sink failed (%s: %s); restarting from the state table in %.0fs", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            # Logged once per outage, not per attempt: the state (and `status`) says what the sink waits for.
+            health.failing("ClickHouse or Kafka", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            backoff.wait(stop)
         finally:
             if client is not None:
                 client.close()

@@ -25,8 +25,9 @@ class ClickHouse(Component):
     def processes(self) -> list[ManagedProcess]:
         return [ManagedProcess("clickhouse", self.run_dir)] if self.settings.clickhouse_embedded else []
 
-    def running(self) -> bool:
-        return super().running() if self.settings.clickhouse_embedded else True
+    @property
+    def external(self) -> bool:
+        return not self.settings.clickhouse_embedded
 
     def start(self) -> None:
         if not self.settings.clickhouse_embedded:

@@ -28,10 +28,18 @@ class Component(ABC):
         self.run_dir = settings.run_path
 
     @property
+    def external(self) -> bool:
+        """True when a URL setting points at a service someone else runs: `up` starts nothing, `status`
+        checks that service, and nobody here restarts it."""
+        return False
+
+    @property
     def processes(self) -> list[ManagedProcess]:
         return []
 
     def running(self) -> bool:
+        if self.external:
+            return True  # not ours to run: health() says whether it is reachable
         procs = self.processes
         return bool(procs) and all(p.running() for p in procs)
 

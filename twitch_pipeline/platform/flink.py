@@ -14,6 +14,7 @@ import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from twitch_pipeline.platform.component import (
     Component,
@@ -71,12 +72,15 @@ def cluster_config(settings: Settings) -> dict[str, Any]:
         "taskmanager.host": host,
         "taskmanager.memory.process.size": settings.flink_taskmanager_memory,
         "taskmanager.numberOfTaskSlots": settings.flink_task_slots,
-        "rest.address": host,
+        # `flink run` submits to rest.address:rest.port: the external cluster's when its URL is set.
+        "rest.address": urlsplit(settings.flink_rest).hostname,
         "rest.bind-address": host,
-        "rest.port": settings.flink_rest_port,
+        "rest.port": urlsplit(settings.flink_rest).port or settings.flink_rest_port,
         "parallelism.default": settings.flink_parallelism,
         "execution.checkpointing.dir": settings.checkpoint_uri,
         "execution.checkpointing.savepoint-dir": settings.savepoint_uri,
+        # Kept when a job is cancelled or fails for good, so the supervisor can resume it after a cluster restart.
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.backend.type": "rocksdb",
         "execution.checkpointing.incremental": True,
         # Exponential back-off rides out a TaskManager that takes a while to come back (a crash, a restart
@@ -106,8 +110,12 @@ class Flink(Component):
         return self.run_dir / "flink"
 
     @property
+    def external(self) -> bool:
+        return bool(self.settings.flink_rest_url)
+
+    @property
     def processes(self) -> list[ManagedProcess]:
-        return [ManagedProcess("flink-jobmanager", self.run_dir), ManagedProcess("flink-taskmanager", self.run_dir)]
+        return [] if self.external else [ManagedProcess("flink-jobmanager", self.run_dir), ManagedProcess("flink-taskmanager", self.run_dir)]
 
     def prepare(self) -> None:
         """Write conf/ and lib/ into the run directory (idempotent; also used by `flink run`)."""
@@ -130,6 +138,8 @@ class Flink(Component):
             ensure_dir(self.root / sub)
 
     def start(self) -> None:
+        if self.external:
+            return
         require_java()
         self.prepare()
         bin_dir = flink_home() / "bin"
@@ -149,7 +159,7 @@ class Flink(Component):
 
     def health(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"healthy": False, "rest": self.settings.flink_rest}
-        if not self.settings.flink_rest_url and not self.running():
+        if not self.running():
             return entry
         try:
             overview = self.rest("/overview", timeout=2)

@@ -51,8 +51,12 @@ class Kafka(Component):
         return self.run_dir / "kafka"
 
     @property
+    def external(self) -> bool:
+        return bool(self.settings.kafka_bootstrap)
+
+    @property
     def processes(self) -> list[ManagedProcess]:
-        return [ManagedProcess("kafka", self.run_dir)]
+        return [] if self.external else [ManagedProcess("kafka", self.run_dir)]
 
     def server_properties(self) -> str:
         s = self.settings
@@ -92,6 +96,8 @@ class Kafka(Component):
         ]
 
     def start(self) -> None:
+        if self.external:
+            return
         ensure_dir(self.home / "data")
         conf = self.home / "server.properties"
         conf.write_text(self.server_properties())

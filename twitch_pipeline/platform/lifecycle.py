@@ -12,6 +12,7 @@ from twitch_pipeline import registry
 from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.platform.clickhouse import ClickHouse
 from twitch_pipeline.platform.component import Component, ensure_dir
+from twitch_pipeline.platform.dashboards import Dashboards
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.iceberg import Iceberg
 from twitch_pipeline.platform.kafka import Kafka
@@ -23,7 +24,7 @@ Echo = Callable[[str], None]
 
 def components(settings: Settings) -> list[Component]:
     """In start order; `down` goes in reverse."""
-    return [Kafka(settings), Iceberg(settings), ClickHouse(settings), Flink(settings)]
+    return [Kafka(settings), Iceberg(settings), ClickHouse(settings), Flink(settings), Dashboards(settings)]
 
 
 def isolated(settings: Settings, run_dir: Path) -> Settings:
@@ -33,7 +34,7 @@ def isolated(settings: Settings, run_dir: Path) -> Settings:
     """
     return dataclasses.replace(
         settings, run_dir=run_dir, kafka_port=free_port(), kafka_controller_port=free_port(),
-        flink_rest_port=free_port(), flink_rpc_port=free_port(), clickhouse_port=free_port(),
+        flink_rest_port=free_port(), flink_rpc_port=free_port(), clickhouse_port=free_port(), dashboard_port=free_port(),
     )
 
 
@@ -74,8 +75,8 @@ def up(settings: Settings, echo: Echo = print) -> dict[str, Any]:
         part.start()
         part.wait_healthy()
         echo(f"  {part.name:<11} healthy in {time.monotonic() - began:4.1f}s  {part.endpoint()}")
-    for ref in registry.POST_UP_HOOKS:
-        echo("  " + registry.resolve(ref)(settings))
+    for hook in registry.POST_UP_HOOKS:
+        echo("  " + hook(settings))
     return status(settings)
 
 
@@ -84,6 +85,9 @@ def down(settings: Settings, echo: Echo = print) -> None:
     if not run.is_dir():
         echo(f"nothing to stop: {run} holds no platform")
         return
+    from twitch_pipeline.platform.supervisor import supervisor_process
+
+    supervisor_process(settings).stop(settings.stop_timeout_s)  # first, or it would restart what stops next
     stop_services(settings, echo)
     for part in reversed(components(settings)):
         running = [p for p in part.processes if p.running()]
@@ -109,32 +113,49 @@ def status(settings: Settings) -> dict[str, Any]:
 
 
 def service_health(settings: Settings, svc) -> dict[str, Any]:
-    """A service that was never started (or was stopped) is not unhealthy: its `healthy` is None."""
+    """A service that was never started (or was stopped) is not unhealthy: its `healthy` is None.
+
+    What the service itself last said about its health (e.g. "waiting for Kafka at …") and what the
+    supervisor recorded (restarts, last error) are added when present.
+    """
+    import json
+
+    from twitch_pipeline.platform.supervisor import read_report
+
     state = svc.state()
     entry: dict[str, Any] = {"healthy": {"running": True, "crashed": False}.get(state), "state": state, "log": str(svc.log_file)}
+    try:
+        said = json.loads(settings.state_file(svc.name).read_text())
+        if state == "running" and said.get("state", "ok") != "ok":
+            entry["state"] = said["state"]
+            entry["last_error"] = said.get("last_error", "")
+    except (OSError, ValueError):
+        pass
+    entry.update({k: v for k, v in read_report(settings).get(svc.name, {}).items() if v})
     if state == "running" and svc.name in registry.SERVICE_HEALTH:
-        entry.update(registry.resolve(registry.SERVICE_HEALTH[svc.name])(settings))
+        entry.update(registry.SERVICE_HEALTH[svc.name](settings))
     return entry
 
 
-def services(settings: Settings):
-    """The long-running connectors (`start` runs them beside the Flink jobs)."""
+def service_specs(settings: Settings):
+    """(process, argv, env) of each long-running service (`start` runs them beside the Flink jobs)."""
     from twitch_pipeline.platform.process import ManagedProcess
 
-    return [ManagedProcess(registry.resolve(ref)(settings)[0], settings.run_path) for ref in registry.SERVICES]
+    env = to_env(settings)
+    return [(ManagedProcess(name, settings.run_path), argv, env) for name, argv in (service(settings) for service in registry.SERVICES)]
+
+
+def services(settings: Settings):
+    return [proc for proc, _, _ in service_specs(settings)]
 
 
 def start_services(settings: Settings, echo: Echo = print) -> None:
-    from twitch_pipeline.platform.process import ManagedProcess
-
-    for ref in registry.SERVICES:
-        name, argv = registry.resolve(ref)(settings)
-        proc = ManagedProcess(name, settings.run_path)
+    for proc, argv, env in service_specs(settings):
         if proc.running():
-            echo(f"  {name:<11} already running")
+            echo(f"  {proc.name:<11} already running")
             continue
-        proc.spawn(argv, env=to_env(settings))
-        echo(f"  {name:<11} started (log {proc.log_file})")
+        proc.spawn(argv, env=env)
+        echo(f"  {proc.name:<11} started (log {proc.log_file})")
 
 
 def stop_services(settings: Settings, echo: Echo = print) -> None:

@@ -1,0 +1,150 @@
+"""Keeping the pipeline running: a part that dies is restarted with back-off, and every restart is on record.
+
+`run` ticks a :class:`Supervisor` in its foreground loop; `start` leaves one running in the background
+(`twitch-pipeline supervise`, stopped by `stop`). It watches the long-running services (producer, ClickHouse
+sink) and the platform components (Kafka, ClickHouse server, Flink). A restart that fails is retried with
+exponential back-off; the back-off resets once the part has stayed up for a while. Restarts and the last
+error of each part are written to ``<run_dir>/state/supervisor.json``, where `status` and `run`'s status
+line read them.
+
+Flink is special: a standalone cluster loses its jobs with its JobManager, so after restarting the cluster
+the streaming jobs are resubmitted from their latest completed checkpoint — their Kafka transactions and
+state resume from there, which keeps the output exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twitch_pipeline.errors import Backoff
+from twitch_pipeline.settings import Settings
+
+#: A part that has been up this long is healthy again: its next failure starts back-off from the beginning.
+STABLE_S = 60.0
+
+
+@dataclass
+class Supervised:
+    name: str
+    alive: Callable[[], bool]
+    restart: Callable[[], None]
+    last_words: Callable[[], str] = lambda: ""  # why it died, e.g. the tail of its log
+
+
+@dataclass
+class _Record:
+    restarts: int = 0
+    last_error: str = ""
+    last_restart_at: float | None = None
+    next_try: float = 0.0
+    up_since: float = 0.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=60.0))
+
+
+class Supervisor:
+    def __init__(self, parts: list[Supervised], state_path=None, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, echo: Callable[[str], None] = print):
+        self.parts = parts
+        self.state_path = state_path
+        self.clock = clock
+        self.wall = wall
+        self.echo = echo
+        now = clock()
+        self.records = {p.name: _Record(up_since=now) for p in parts}
+
+    def tick(self) -> None:
+        """Check every part once; restart the dead ones whose back-off has passed."""
+        now = self.clock()
+        for part in self.parts:
+            rec = self.records[part.name]
+            if _safe(part.alive):
+                if now - rec.up_since >= STABLE_S:
+                    rec.backoff.reset()
+                continue
+            if now < rec.next_try:
+                continue
+            if rec.next_try == 0.0:  # first sight of this death
+                rec.last_error = _safe(part.last_words, "") or "exited"
+                self.echo(f"{part.name} is down ({rec.last_error[:200]}); restarting")
+            rec.restarts += 1
+            rec.last_restart_at = self.wall()
+            try:
+                part.restart()
+            except Exception as err:  # noqa: BLE001 - a failed restart is retried after back-off
+                rec.last_error = f"restart failed: {err}"
+                rec.next_try = now + rec.backoff.next_delay()
+                self.echo(f"{part.name}: {rec.last_error[:200]}; next try in {rec.next_try - now:.0f}s")
+            else:
+                rec.next_try = 0.0
+                rec.up_since = self.clock()
+                self.echo(f"{part.name} restarted (restart {rec.restarts})")
+        self.save()
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        return {name: {"restarts": r.restarts, "last_error": r.last_error, "last_restart_at": r.last_restart_at} for name, r in self.records.items()}
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.report()))
+            tmp.replace(self.state_path)
+
+    def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
+        while not stop.wait(interval_s):
+            self.tick()
+
+
+def _safe(fn: Callable[[], Any], default: Any = False) -> Any:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - a probe that fails counts as "not alive"
+        return default
+
+
+def read_report(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The last report a supervisor wrote (empty when none ran)."""
+    try:
+        return json.loads(settings.state_file("supervisor").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def pipeline_supervisor(settings: Settings, echo: Callable[[str], None] = print) -> Supervisor:
+    """Supervision of this run directory's platform components and services."""
+    from twitch_pipeline.platform.lifecycle import components, service_specs
+
+    parts: list[Supervised] = []
+    for comp in components(settings):
+        if not comp.processes:
+            continue  # an external service (its URL is set) or one without a process (the Iceberg catalog file)
+        restart = (lambda c=comp: _restart_flink(settings, c)) if comp.name == "flink" else (lambda c=comp: _restart_component(c))
+        parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: "; ".join(filter(None, (p.exited_early() for p in c.processes)))))
+    for proc, argv, env in service_specs(settings):
+        parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), proc.exited_early))
+    return Supervisor(parts, settings.state_file("supervisor"), echo=echo)
+
+
+def _restart_component(comp) -> None:
+    comp.stop()  # whatever is left of it (one of two processes may still run)
+    comp.start()
+    comp.wait_healthy()
+
+
+def _restart_flink(settings: Settings, comp) -> None:
+    from twitch_pipeline.jobs import resume_from_latest_checkpoints, start_all
+
+    _restart_component(comp)
+    resume_from_latest_checkpoints(settings)
+    start_all(settings, echo=lambda line: None)
+
+
+def supervisor_process(settings: Settings):
+    """The background supervisor that `start` leaves running (`twitch-pipeline supervise`)."""
+    from twitch_pipeline.platform.process import ManagedProcess
+
+    return ManagedProcess("supervisor", settings.run_path)
