@@ -9,7 +9,8 @@ What it reproduces, because the pipeline's results depend on it:
   ~15 % mature channels, partner/affiliate/none broadcaster types;
 * stream durations (log-normal, median ~2.5 h) and offline gaps, category switches mid-stream;
 * profile changes now and then (new description, partner upgrade) published as new versions, and a
-  few channels whose profile arrives late or never (the join downstream must cope);
+  few channels whose profile arrives late or never (the join downstream must cope); a profile not
+  published for half the state TTL is published again when its channel is live (producers/profiles.py);
 * chat proportional to (a sub-linear power of) viewers, with emotes, questions, mentions, replies
   and spam.
 
@@ -27,7 +28,9 @@ from typing import Any, Iterator
 
 from connectors.topics import CHAT_MESSAGES, GAME_STREAMS, TWITCH_GAMES, TWITCH_USERS
 from producers.contracts import iso_ms, mentions, stream_event_id
+from producers.profiles import PublishedProfiles
 from producers.synthetic_chat import Chatter, ChatWriter
+from twitch_pipeline.settings import Settings
 
 # (code, share of channels, Helix tag, prime-time hour in UTC)
 LANGUAGES = (
@@ -118,8 +121,9 @@ Emission = tuple[str, dict[str, Any], int]  # (topic, event, event time in epoch
 
 class World:
     def __init__(self, seed: int, start_ms: int, *, channels: int = 3000, games: int = 300, poll_interval_s: float = 60.0,
-                 chatters: int = 20000):
+                 chatters: int = 20000, state_ttl_s: float = Settings.state_ttl_s):
         self.rng = random.Random(seed)
+        self.profiles = PublishedProfiles(state_ttl_s)
         self.interval_ms = int(poll_interval_s * 1000)
         self.now_ms = start_ms
         self.chat = ChatWriter(self.rng)
@@ -254,11 +258,13 @@ class World:
         yield from self._chat(snapshot, now)
 
     def _first_sight(self, stream: Stream, now: int) -> Iterator[Emission]:
-        """Users and games are published before the first snapshot that needs them (bar the late few)."""
+        """Users and games are published before the first snapshot that needs them (bar the late few), and a
+        profile again before a snapshot once it is due (producers/profiles.py), at the snapshot's event time."""
         channel, game = stream.channel, stream.game
-        if not channel.published and channel.profile_lag is None:
-            channel.published = True
-            yield TWITCH_USERS.name, channel.profile(now), now
+        if channel.published and self.profiles.due(channel.user_id, now):  # back after a while: before its snapshot
+            yield self._publish_profile(channel, now)
+        elif not channel.published and channel.profile_lag is None:
+            yield self._publish_profile(channel, now)
         elif not channel.published and channel.profile_lag and channel.profile_lag > 0:
             self._late_profiles.append((now + channel.profile_lag * self.interval_ms, channel))
             channel.profile_lag = 0  # scheduled
@@ -271,8 +277,12 @@ class World:
         if due:
             self._late_profiles = [(t, c) for t, c in self._late_profiles if t > now]
             for channel in due:
-                channel.published = True
-                yield TWITCH_USERS.name, channel.profile(now), now
+                yield self._publish_profile(channel, now)
+
+    def _publish_profile(self, channel: Channel, now: int) -> Emission:
+        channel.published = True
+        self.profiles.published(channel.user_id, now)
+        return TWITCH_USERS.name, channel.profile(now), now
 
     def _profile_change(self, channel: Channel, now: int) -> Iterator[Emission]:
         roll = self.rng.random()
@@ -283,7 +293,7 @@ class World:
         else:
             channel.broadcaster_type = {"": "affiliate", "affiliate": "partner"}.get(channel.broadcaster_type, "partner")
         if channel.published:
-            yield TWITCH_USERS.name, channel.profile(now), now
+            yield self._publish_profile(channel, now)
 
     def _snapshot(self, stream: Stream, viewers: int, retrieved: str) -> dict[str, Any]:
         channel = stream.channel

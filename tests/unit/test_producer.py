@@ -1,4 +1,4 @@
-"""Producer logic without a broker: fault proportions, contracts, counting, heartbeats, rate limits, chat mapping.
+"""Producer logic without a broker: fault proportions, contracts, counting, heartbeats, chat mapping (Helix: test_helix.py).
 
 The same paths run against real Kafka, Helix and chat servers in tests/integration/test_*producer*/chat*.
 """
@@ -195,21 +195,6 @@ def test_delivery_failures_are_counted_never_dropped(settings):
 def test_rate_cap_is_respected(settings):
     result = bounded_run(settings, FakeProducer(), events=300, seed=1, rate=1000)
     assert result.elapsed_s >= 0.29
-
-
-# -- Helix pacing -------------------------------------------------------------------------------------------
-def test_rate_limit_waits_only_when_the_bucket_is_nearly_empty():
-    from producers.helix import RateLimit
-
-    rate = RateLimit(reserve=2)
-    assert rate.delay(1000.0) == 0.0
-    rate.observe({"Ratelimit-Limit": "800", "Ratelimit-Remaining": "10", "Ratelimit-Reset": "1030"})
-    assert rate.delay(1000.0) == 0.0
-    rate.observe({"Ratelimit-Limit": "800", "Ratelimit-Remaining": "2", "Ratelimit-Reset": "1030"})
-    assert 30.0 <= rate.delay(1000.0) <= 30.1
-    assert rate.delay(1031.0) == 0.0
-    rate.observe({"Content-Type": "application/json"})  # responses without the headers change nothing
-    assert rate.remaining == 2
 
 
 # -- chat mapping -------------------------------------------------------------------------------------------

@@ -140,3 +140,29 @@ def test_chat_facts(sample):
     assert len({m["message_id"] for m in chat}) == len(chat)
     per_channel = Counter(m["channel"] for m in chat)
     assert per_channel.most_common(1)[0][1] > 20 * statistics.median(per_channel.values())  # chat follows viewers
+
+
+def test_a_profile_not_published_for_half_the_ttl_is_republished_before_the_next_snapshot():
+    """Broadcasters coming back after more than the state TTL still find their profile in the enrichment's state."""
+    ttl_ms = 2 * 3_600_000
+    world = World(5, START, channels=300, games=60, state_ttl_s=ttl_ms / 1000)
+    horizon = ttl_ms // 2
+    last_published: dict[str, int] = {}
+    last_live: dict[str, int] = {}
+    returns_after_ttl = republished_unchanged = 0
+    previous: dict[str, dict] = {}
+    for topic, event, ts in itertools.takewhile(lambda e: e[2] < START + 12 * 3_600_000, world.events()):
+        if topic == "twitch_users":
+            user = event["user_id"]
+            republished_unchanged += {k: v for k, v in event.items() if k != "data_retrieved_at"} == previous.get(user)
+            previous[user] = {k: v for k, v in event.items() if k != "data_retrieved_at"}
+            last_published[user] = parse_iso_ms(event["data_retrieved_at"])
+            assert last_published[user] == ts
+        elif topic == "game_streams" and event["user_id"] in last_published:
+            user = event["user_id"]
+            # the version the join looks up (latest at or before the snapshot) is never older than the horizon
+            assert 0 <= ts - last_published[user] < horizon, (user, ts)
+            returns_after_ttl += ts - last_live.get(user, ts) > ttl_ms
+            last_live[user] = ts
+    assert returns_after_ttl > 10 and republished_unchanged > returns_after_ttl
+
