@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/twitch-pipeline
 JARS := .cache/jars
 
-.PHONY: install system-deps python jars run test unit bench up down status clean
+.PHONY: install system-deps python jars run test unit lint bench up down status clean
 
 # Each part of the project may add its own targets in mk/<part>.mk; a part whose tests do not run under
 # the main virtualenv's pytest (Airflow has its own) appends its test target to TEST_EXTRA.
@@ -52,7 +52,12 @@ test: install
 	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 unit: python
-	@$(PY) -m pytest -ra tests/unit
+	@$(PY) -m pytest -ra -m "not integration and not e2e" tests/unit
+
+# ruff, and the import-linter contract that keeps the layers pointing one way (pyproject.toml).
+lint: python
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
 
 bench: install
 	@$(PY) -m benchmarks

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from connectors.clickhouse import clickhouse_client
 from connectors.migrations import apply_migrations
-from connectors.sink.loadgen import (
+from tests.support.loadgen import (
     encode,
     enriched_stream,
     late_event,

@@ -7,6 +7,7 @@ very code `twitch-pipeline up` runs; tests that restart or kill components make 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,6 +17,19 @@ from twitch_pipeline.platform.lifecycle import isolated, running
 from twitch_pipeline.settings import Settings, load_settings
 
 MakeSettings = Callable[..., Settings]
+
+# The Airflow tests run in Airflow's own virtualenv (`make airflow-test`), never in the main one.
+collect_ignore = [] if importlib.util.find_spec("airflow") else ["airflow"]
+
+#: Every test in these folders carries the marker, so `pytest -m "not integration and not e2e"` is the fast tier.
+TIER_MARKERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if tier in TIER_MARKERS and tier not in {m.name for m in item.iter_markers()}:
+            item.add_marker(TIER_MARKERS[tier])
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Callable
 
-from twitch_pipeline import registry
+from connectors.sink import cli as sink_cli
+from producers import cli as producers_cli
+from twitch_pipeline import backfill, check_command, k8s_manifests, sql_command
 from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import (
     Settings,
@@ -19,6 +21,15 @@ from twitch_pipeline.settings import (
     write_docs,
 )
 
+#: Modules exposing ``register(subparsers)`` that add CLI subcommands.
+COMMAND_MODULES: list = [
+    sql_command,  # `twitch-pipeline sql`
+    producers_cli,  # `twitch-pipeline produce`
+    sink_cli,  # `twitch-pipeline sink`
+    check_command,  # `twitch-pipeline check`: data quality
+    k8s_manifests,  # `twitch-pipeline k8s render`
+    backfill,  # `twitch-pipeline backfill`: recompute aggregates of whole days from the lake
+]
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from twitch_pipeline.platform.lifecycle import up
@@ -164,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("settings", _settings, "print the settings table (markdown) or a .env template")
     p.add_argument("--env", action="store_true", help="print .env.example")
     p.add_argument("--write", action="store_true", help="regenerate the README table and .env.example")
-    for module in registry.COMMAND_MODULES:
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""Where the pieces plug into the CLI and the platform lifecycle: plain imports, one list each.
+"""Where the pieces plug into the platform lifecycle: plain imports, one list each (CLI commands: cli.py).
 
 Every module imported here keeps its heavy imports (PyFlink, Airflow, twitchAPI) inside functions, so the
 CLI starts fast and a command never loads what it does not use.
@@ -6,29 +6,18 @@ CLI starts fast and a command never loads what it does not use.
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any, Callable
 
 from connectors import migrations, topics
 from connectors.sink import cli as sink_cli
 from connectors.sink import health as sink_health
 from producers import cli as producers_cli
-from twitch_pipeline import check_command, k8s_manifests, sql_command
 from twitch_pipeline.settings import Settings
 
 #: Run after every component of `up` is healthy, in order; each returns a summary line.
 POST_UP_HOOKS: list[Callable[[Settings], str]] = [
     migrations.apply_migrations,  # ClickHouse schema
     topics.ensure_topics,  # Kafka topics of the catalog
-]
-
-#: Modules exposing ``register(subparsers)`` that add CLI subcommands.
-COMMAND_MODULES: list[ModuleType] = [
-    sql_command,  # `twitch-pipeline sql`
-    producers_cli,  # `twitch-pipeline produce`
-    sink_cli,  # `twitch-pipeline sink`
-    check_command,  # `twitch-pipeline check`: data quality
-    k8s_manifests,  # `twitch-pipeline k8s render`
 ]
 
 #: Long-running services that `start`/`run` launch, supervise and `stop` stops: settings -> (name, argv).

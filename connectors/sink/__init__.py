@@ -19,5 +19,5 @@ retried batch sends its rejects again; their key and source coordinates identify
 
 Modules: :mod:`.mapping` (topic → table), :mod:`.rows` (JSON → typed columns), :mod:`.batching`,
 :mod:`.loader` (the state machine), :mod:`.kafka_io` and :mod:`.clickhouse_io` (real ends),
-:mod:`.fakes` (in-memory ends for tests), :mod:`.health`, :mod:`.cli`.
+(in-memory ends for tests: tests/support/sink_fakes.py), :mod:`.health`, :mod:`.cli`.
 """

@@ -1,5 +1,5 @@
 """The sink's four ends, as small interfaces: real ones in :mod:`.kafka_io` / :mod:`.clickhouse_io`,
-in-memory ones in :mod:`.fakes`. The loader sees only these, so every crash point can be tested fast."""
+in-memory ones in tests/support/sink_fakes.py. The loader sees only these, so every crash point can be tested fast."""
 
 from __future__ import annotations
 

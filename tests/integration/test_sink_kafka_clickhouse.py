@@ -17,7 +17,7 @@ from connectors.clickhouse import clickhouse_client
 from connectors.kafka import client_config
 from connectors.migrations import apply_migrations
 from connectors.sink.health import sink_health
-from connectors.sink.loadgen import (
+from tests.support.loadgen import (
     encode,
     enriched_stream,
     late_event,

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from connectors.sink.fakes import (
+from tests.support.sink_fakes import (
     MemoryClickHouse,
     MemoryDeadLetters,
     MemoryLog,
