@@ -22,6 +22,7 @@ from twitch_pipeline.dashboards.model import load_dashboards, panels, tables_in
 from twitch_pipeline.settings import Settings
 
 QUALITY_TABLE = "quality_results"
+QUALITY_LATEST = "quality_latest"
 _CREATE = re.compile(r"((?:^--[^\n]*\n)*)\s*CREATE\s+(TABLE|VIEW|MATERIALIZED VIEW)\s+IF\s+NOT\s+EXISTS\s+(\w+)(.*?);", re.MULTILINE | re.DOTALL | re.IGNORECASE)
 # Columns a quality_results table may name its dataset and its time by (it belongs to the data-quality checks).
 _DATASET_COLUMNS = ("table_name", "table", "dataset", "target_table", "target", "output", "topic")
@@ -100,8 +101,10 @@ def live_facts(settings: Settings, client) -> LiveFacts:
     except Exception as exc:  # noqa: BLE001 - ClickHouse down: the catalog still renders
         facts.errors.append(f"ClickHouse: {_first_line(exc)}")
     if facts.tables is not None and QUALITY_TABLE in facts.tables:
+        # The latest result per check when the checks' view exists, else the newest rows of the table.
+        source = QUALITY_LATEST if QUALITY_LATEST in facts.tables else QUALITY_TABLE
         try:
-            facts.quality = _quality(client, facts.tables[QUALITY_TABLE]["columns"])
+            facts.quality = _quality(client, source, facts.tables[source]["columns"])
         except Exception as exc:  # noqa: BLE001 - a table of another part, whatever its shape
             facts.errors.append(f"{QUALITY_TABLE}: {_first_line(exc)}")
     try:
@@ -133,17 +136,17 @@ def _table_facts(client) -> dict[str, dict[str, Any]]:
     return tables
 
 
-def _quality(client, columns: list[tuple[str, str, str]]) -> dict[str, list[dict[str, Any]]]:
+def _quality(client, table: str, columns: list[tuple[str, str, str]]) -> dict[str, list[dict[str, Any]]]:
     names = [c[0] for c in columns]
     when = next((c[0] for c in columns if c[1].replace("Nullable(", "").startswith("DateTime")), None)
     dataset = next((c for c in _DATASET_COLUMNS if c in names), None)
     order = f" ORDER BY `{when}` DESC" if when else ""
-    result = client.query(f"SELECT * FROM {QUALITY_TABLE}{order} LIMIT 500")
+    result = client.query(f"SELECT * FROM {table}{order} LIMIT 500")
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in result.result_rows:
         record = dict(zip(result.column_names, row))
         key = str(record.get(dataset, "")) if dataset else ""
-        if len(grouped.setdefault(key, [])) < 10:
+        if len(grouped.setdefault(key, [])) < 20:
             grouped[key].append(record)
     return grouped
 
