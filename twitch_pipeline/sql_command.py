@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import re
 import sys
-from typing import Any, Sequence
 
 from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import Settings
+from twitch_pipeline.text_table import render_table
 
 #: Longest cell shown; longer values are cut with an ellipsis so one wide column cannot wreck the table.
-MAX_CELL = 60
+#: Statements that return rows (their result prints as a table even when empty).
+READS = re.compile(r"\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,39 +40,18 @@ def run_sql(settings: Settings, args: argparse.Namespace) -> int:
         if isinstance(err, OperationalError) and "Code: " not in str(err):
             raise PlatformError(f"cannot reach ClickHouse at {endpoint(settings).dsn()}: is the platform up? (`twitch-pipeline up`)") from None
         raise PlatformError(_server_message(err)) from None
-    if result.column_names:
-        print(render_table(result.column_names, result.result_rows))
+    columns = result.column_names
+    if not columns and READS.match(args.query):
+        # An empty result carries no header over HTTP; ask for the query's columns, so it prints as a table.
+        with clickhouse_client(settings, database=args.database) as client:
+            columns = [row[0] for row in client.query(f"DESCRIBE ({args.query.strip().rstrip(';')})").result_rows]
+    if columns:
+        print(render_table(columns, result.result_rows))
         print(f"({len(result.result_rows)} row{'s' if len(result.result_rows) != 1 else ''})")
     else:
         written = result.summary.get("written_rows", "0") if isinstance(result.summary, dict) else "0"
         print(f"ok ({written} rows written)" if written not in ("", "0") else "ok")
     return 0
-
-
-def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned table: numbers right-aligned, NULL for None, long cells cut."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [bool(rows) and all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
-               for i in range(len(columns))]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(columns), "  ".join("-" * w for w in widths)] + [line(r) for r in cells])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        text = "NULL"
-    elif isinstance(value, (dt.datetime, dt.date)):
-        text = value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
-    elif isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
-    else:
-        text = str(value)
-    text = text.replace("\n", "\\n").replace("\t", "\\t")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def _server_message(err: Exception) -> str:

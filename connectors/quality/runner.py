@@ -116,7 +116,7 @@ def summary(results: Sequence[CheckResult]) -> str:
 
 def format_report(results: Sequence[CheckResult]) -> str:
     """A table of every result, then each failure or error with up to 5 example rows, then a summary line."""
-    from twitch_pipeline.sql_command import render_table
+    from twitch_pipeline.text_table import render_table
 
     rows = [(r.status.upper(), r.store, r.table, r.check, r.rows_tested, r.failures, r.detail if r.status != PASS or r.kind == "freshness" else "")
             for r in results]

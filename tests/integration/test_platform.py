@@ -136,3 +136,31 @@ def test_kafka_formats_storage_whatever_its_random_cluster_id(make_settings, mon
     with running(make_settings(), ["kafka"]) as settings:
         meta = (settings.run_path / "kafka" / "data" / "meta.properties").read_text()
     assert "cluster.id=-" in meta
+
+
+def test_a_second_run_directory_uses_the_first_platform_as_external_services(platform, make_settings):
+    """With Kafka, Flink and ClickHouse URLs set, `up` starts none of them, `status` checks the external
+    ones, and a bounded job submitted from the second run directory runs on the first platform's cluster."""
+    second = make_settings(
+        kafka_bootstrap=platform.bootstrap_servers, flink_rest_url=platform.flink_rest, clickhouse_url=platform.clickhouse_http_url,
+        iceberg_uri=platform.iceberg_catalog_uri, iceberg_warehouse=platform.iceberg_warehouse_uri,
+    )
+    assert second.run_path != platform.run_path
+    started = run_cli(second, "up")
+    assert started.returncode == 0, started.stderr
+    assert not list((second.run_path / "pids").glob("*.pid")), "nothing may be started locally"
+    report = json.loads(run_cli(second, "status", "--json").stdout)["components"]
+    assert all(report[name]["healthy"] for name in ("kafka", "flink", "clickhouse", "iceberg")), report
+    assert report["kafka"]["bootstrap"] == platform.bootstrap_servers and report["flink"]["rest"] == platform.flink_rest
+
+    topic, table = f"ext_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:8]}"
+    rows = [{"id": i, "name": f"row-{i}"} for i in range(20)]
+    create_topic(second, topic)
+    produce(second, topic, rows)
+    submitted = run_cli(second, "submit", str(SMOKE_JOB), "--topic", topic, "--table", table)
+    assert submitted.returncode == 0, submitted.stderr
+    lake = load_catalog(platform).load_table(f"{platform.iceberg_namespace}.{table}")
+    assert sorted(lake.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == rows
+    assert any(j["name"] == "topic_to_iceberg" and j["state"] == "FINISHED" for j in json.loads(run_cli(platform, "jobs", "--json").stdout))
+    assert run_cli(second, "down").returncode == 0
+    assert Path(platform.run_path / "pids" / "kafka.pid").exists(), "`down` of the second run directory must leave the first platform alone"

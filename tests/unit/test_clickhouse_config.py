@@ -12,7 +12,7 @@ from connectors.migrations import MIGRATIONS_DIR, load_migrations
 from connectors.sql_script import split_statements
 from twitch_pipeline.errors import PlatformError
 from twitch_pipeline.settings import load_settings
-from twitch_pipeline.sql_command import render_table
+from twitch_pipeline.text_table import render_table
 
 
 def settings(**overrides):

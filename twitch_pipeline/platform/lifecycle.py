@@ -149,8 +149,11 @@ def services(settings: Settings):
     return [proc for proc, _, _ in service_specs(settings)]
 
 
-def start_services(settings: Settings, echo: Echo = print) -> None:
+def start_services(settings: Settings, echo: Echo = print, only: Iterable[str] | None = None) -> None:
+    """Start the services (all, or those named in ``only``) that are not running yet."""
     for proc, argv, env in service_specs(settings):
+        if only is not None and proc.name not in only:
+            continue
         if proc.running():
             echo(f"  {proc.name:<11} already running")
             continue

@@ -1,0 +1,109 @@
+"""Outages are waited out: kill -9 the broker for 60 s, then stop ClickHouse for 60 s, during a producing run.
+
+Nothing is restarted by hand except the component that was taken away: the producer keeps its records
+queued, the Flink jobs restart from their checkpoints, the sink retries its batch. At the end every unique
+stream snapshot is in ClickHouse exactly once (count() without FINAL) and in the Iceberg lake exactly once,
+and the services said (once) that they were waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+
+from connectors.clickhouse import clickhouse_client
+from connectors.iceberg import load_catalog
+from twitch_pipeline.errors import wait_until
+from twitch_pipeline.jobs import start_all, stop_all
+from twitch_pipeline.platform.clickhouse import ClickHouse
+from twitch_pipeline.platform.kafka import Kafka
+from twitch_pipeline.platform.lifecycle import down, start_services, stop_services, up
+from twitch_pipeline.settings import to_env
+
+OUTAGE_S = 60
+
+
+@pytest.fixture(scope="module")
+def pipeline(make_settings) -> Iterator:
+    settings = make_settings()
+    try:
+        up(settings, echo=lambda _: None)
+        start_all(settings, echo=lambda _: None)
+        start_services(settings, echo=lambda _: None, only=["sink"])
+        yield settings
+    finally:
+        stop_services(settings, echo=lambda _: None)
+        try:
+            stop_all(settings, echo=lambda _: None)
+        except Exception:  # noqa: BLE001 - bring the platform down regardless
+            pass
+        down(settings, echo=lambda _: None)
+
+
+def _outage(seconds: float) -> None:
+    """The outage itself: a fixed span of wall time the components must ride out (not synchronisation)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(1)
+
+
+def test_broker_and_clickhouse_outages_lose_and_duplicate_nothing(pipeline, tmp_path):
+    settings = pipeline
+    summary_path = tmp_path / "summary.json"
+    # ~170 s of paced production, so both outages happen while records are being produced.
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "twitch_pipeline.cli", "produce", "--source", "synthetic", "--events", "34000", "--rate", "200",
+         "--duplicates", "0.1", "--seed", "23", "--summary", str(summary_path)],
+        env={**os.environ, **to_env(settings)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        with clickhouse_client(settings) as client:
+            wait_until(lambda: client.query("SELECT count() FROM game_streams_enriched").result_rows[0][0] > 0, 240, "first rows in ClickHouse", interval_s=2)
+
+        kafka = Kafka(settings)
+        kafka.processes[0].kill()
+        _outage(OUTAGE_S)
+        assert producer.poll() is None, f"the producer died during the broker outage: {producer.stderr.read()[-2000:]}"
+        kafka.start()
+        kafka.wait_healthy()
+
+        clickhouse = ClickHouse(settings)
+        clickhouse.stop()
+        _outage(OUTAGE_S)
+        clickhouse.start()
+        clickhouse.wait_healthy()
+
+        _, err = producer.communicate(timeout=600)
+        assert producer.returncode == 0, err[-2000:]
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    unique = json.loads(summary_path.read_text())["game_streams"]["unique"]
+
+    with clickhouse_client(settings) as client:
+        def count() -> int:
+            return client.query("SELECT count() FROM game_streams_enriched").result_rows[0][0]
+
+        wait_until(lambda: count() >= unique, 600, f"{unique} unique snapshots in ClickHouse", interval_s=3)
+        rows, ids = client.query("SELECT count(), uniqExact(event_id) FROM game_streams_enriched").result_rows[0]
+        late = client.query("SELECT count() FROM late_events").result_rows[0][0]
+    assert (rows, ids) == (unique, unique), f"{rows} rows, {ids} distinct, {unique} sent, {late} late"
+
+    table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.game_streams_enriched")
+
+    def lake_ids() -> list[str]:
+        table.refresh()
+        return table.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()
+
+    wait_until(lambda: len(lake_ids()) >= unique, 120, f"{unique} snapshots in the lake", interval_s=3)
+    ids = lake_ids()
+    assert len(ids) == len(set(ids)) == unique
+
+    said = (settings.run_path / "logs" / "sink.log").read_text()
+    assert said.count("unavailable, retrying with back-off") <= 6, "the sink must say it waits once per outage, not per attempt"
