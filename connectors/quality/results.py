@@ -73,10 +73,10 @@ def example_rows(columns: list[str] | tuple[str, ...], rows: list[Any]) -> list[
 def freshness_outcome(rows: int, newest: dt.datetime | None, now: dt.datetime, slo_s: float) -> Outcome:
     """Shared by both stores: stale (or empty) is one failure, with the newest event time as the example."""
     if newest is None:
-        return Outcome(rows, 1, [], f"no event time at all (slo {slo_s:g}s)")
+        return Outcome(rows, 1, [], f"{'no rows' if not rows else 'no event time in any row'} (slo {slo_s:g}s)")
     if newest.tzinfo is None:  # both stores keep UTC
         newest = newest.replace(tzinfo=dt.timezone.utc)
     age_s = round((now - newest).total_seconds(), 3)
     example = {"newest": newest.isoformat(), "age_s": age_s, "slo_s": slo_s}
     stale = age_s > slo_s
-    return Outcome(rows, int(stale), [example] if stale else [], f"newest {newest.isoformat()}, {age_s:g}s old (slo {slo_s:g}s)")
+    return Outcome(rows, int(stale), [example] if stale else [], f"newest {newest.isoformat(timespec='seconds')}, {age_s:.0f}s old (slo {slo_s:g}s)")
