@@ -22,6 +22,8 @@ class Component(ABC):
     name: str
     #: (setting attribute, env var) of each port the component binds; checked before start.
     ports: tuple[str, ...] = ()
+    #: Started by `up` only after the post-up hooks (migrations, topics): it reads what they create.
+    after_hooks: bool = False
 
     def __init__(self, settings: Settings):
         self.settings = settings

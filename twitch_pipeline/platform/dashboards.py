@@ -15,6 +15,7 @@ from twitch_pipeline.settings import to_env
 class Dashboards(Component):
     name = "dashboards"
     ports = ("dashboard_port",)
+    after_hooks = True  # its queries and metrics collector need the schema the migrations create
 
     @property
     def url(self) -> str:

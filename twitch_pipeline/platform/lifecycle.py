@@ -66,18 +66,24 @@ def up(settings: Settings, echo: Echo = print) -> dict[str, Any]:
     for part in parts:  # fail on a taken port before starting anything
         if not part.running():
             part.check_ports()
-    for part in parts:
-        began = time.monotonic()
-        if part.running() and part.health().get("healthy"):
-            echo(f"  {part.name:<11} already running  {part.endpoint()}")
-            continue
-        echo(f"  {part.name:<11} starting …")
-        part.start()
-        part.wait_healthy()
-        echo(f"  {part.name:<11} healthy in {time.monotonic() - began:4.1f}s  {part.endpoint()}")
+    for part in [p for p in parts if not p.after_hooks]:
+        _start(part, echo)
     for hook in registry.POST_UP_HOOKS:
         echo("  " + hook(settings))
+    for part in [p for p in parts if p.after_hooks]:
+        _start(part, echo)
     return status(settings)
+
+
+def _start(part: Component, echo: Echo) -> None:
+    began = time.monotonic()
+    if part.running() and part.health().get("healthy"):
+        echo(f"  {part.name:<11} already running  {part.endpoint()}")
+        return
+    echo(f"  {part.name:<11} starting …")
+    part.start()
+    part.wait_healthy()
+    echo(f"  {part.name:<11} healthy in {time.monotonic() - began:4.1f}s  {part.endpoint()}")
 
 
 def down(settings: Settings, echo: Echo = print) -> None:
