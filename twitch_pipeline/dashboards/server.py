@@ -79,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if not parts:
                 self._page("Dashboards", "<h1>Dashboards</h1><ul id='dashboard-list' class='index'></ul>")
+            elif parts == ["favicon.ico"]:
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             elif parts == ["healthz"]:
                 self._json({"ok": True})
             elif parts[0] == "d" and len(parts) >= 2:
@@ -141,10 +143,32 @@ class DashboardServer(ThreadingHTTPServer):
         return {"intervalMs": ctx.interval_ms, "results": results}
 
 
-def serve(settings: Settings, collect: bool = True) -> None:
-    from connectors.clickhouse import clickhouse_client
+class LazyClient:
+    """A ClickHouse client made on first use: the server starts before `up` has created the database, and
+    serves pages (with an error on each panel) while ClickHouse is away."""
 
-    client = clickhouse_client(settings)
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get(self):
+        with self._lock:
+            if self._client is None:
+                from connectors.clickhouse import clickhouse_client
+
+                self._client = clickhouse_client(self.settings)
+            return self._client
+
+    def query(self, *args: Any, **kwargs: Any):
+        return self._get().query(*args, **kwargs)
+
+    def insert(self, *args: Any, **kwargs: Any):
+        return self._get().insert(*args, **kwargs)
+
+
+def serve(settings: Settings, collect: bool = True) -> None:
+    client = LazyClient(settings)
     server = DashboardServer(settings, client)
     stop = threading.Event()
 
