@@ -1,8 +1,10 @@
-"""``twitch-pipeline check``: run the declared data quality checks (connectors/quality/checks.yaml) and report."""
+"""``twitch-pipeline check``: run the declared data quality checks (connectors/quality/checks.yaml) and report;
+with ``--reconcile DAY``, compare one day's row counts in Kafka, ClickHouse and Iceberg instead."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 
@@ -16,13 +18,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", choices=("clickhouse", "iceberg"), action="append", help="only this store (repeatable; default: both)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a report")
     p.add_argument("--no-record", action="store_true", help="do not append the results to ClickHouse's quality_results")
+    p.add_argument("--reconcile", metavar="DAY", type=_day,
+                   help="instead of the checks: row counts of each output (or --table) with event time on DAY (YYYY-MM-DD, UTC) "
+                        "in Kafka, ClickHouse and Iceberg; exit 1 when they differ")
     p.set_defaults(handler=run_check)
 
 
-def run_check(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors.quality import STORES, failed, format_report, run_checks, write_results
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
-    results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES))
+
+def run_check(settings: Settings, args: argparse.Namespace) -> int:
+    from connectors.quality import STORES, QualityConfigError, failed, format_report, run_checks, write_results
+
+    if args.reconcile:
+        return _reconcile(settings, args)
+    try:
+        results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES))
+    except QualityConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:
@@ -34,3 +52,18 @@ def run_check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"warning: results not recorded in ClickHouse quality_results: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}",
                   file=sys.stderr)
     return 1 if failed(results) else 0
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from connectors import catalog
+    from connectors.quality import reconcile_counts
+    from twitch_pipeline.text_table import render_table
+
+    outputs = args.table or [o.name for o in catalog.OUTPUTS]
+    counts = [reconcile_counts(settings, name, args.reconcile) for name in outputs]
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        columns = ("output", "day", "kafka", "clickhouse", "iceberg", "match", "detail")
+        print(render_table(columns, [[c[k] if k != "match" else ("yes" if c[k] else "NO") for k in columns] for c in counts]))
+    return 0 if all(c["match"] for c in counts) else 1

@@ -194,3 +194,6 @@ def test_reconcile_counts_per_day_in_kafka_clickhouse_and_iceberg(stores):
                   column_names=["window_start", "window_end", "game_id", "viewers_sum", "viewers_avg", "viewers_max", "live_streams", "new_streams"])
     counts = reconcile_counts(settings, "game_minute_stats", day.isoformat())
     assert (counts["clickhouse"], counts["match"]) == (3, False)
+    cli = run_cli(settings, "check", "--reconcile", day.isoformat(), "--table", "game_minute_stats")
+    assert cli.returncode == 1, cli.stderr
+    assert cli.stdout.splitlines()[2].split() == ["game_minute_stats", day.isoformat(), "2", "3", "2", "NO"]
