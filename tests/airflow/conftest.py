@@ -1,0 +1,57 @@
+"""Airflow tests run from `.venv-airflow` (`make airflow-test`), never from the main venv's pytest.
+
+An Airflow home of its own in a temporary directory, its metadata database migrated once per session:
+`dag.test()` runs DAGs in-process without scheduler or API server, against that database.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "airflow_dags"
+
+if importlib.util.find_spec("airflow") is None:
+    # The main venv's pytest (no Airflow there): these tests belong to `make airflow-test`.
+    collect_ignore_glob = ["*.py"]
+else:
+    # Before anything imports Airflow: it reads its configuration once, at import.
+    _HOME = tempfile.mkdtemp(prefix="airflow-test-")
+    os.environ.update({
+        "AIRFLOW_HOME": _HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "TWITCH_PIPELINE_DOTENV": os.devnull,  # the developer's .env must not leak into tests
+    })
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The metadata database, migrated (`dag.test()` needs its tables)."""
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture
+def pipeline_env(monkeypatch):
+    """Set TWITCH_PIPELINE_* variables for the DAGs' tasks (they read settings when they run)."""
+
+    def apply(values: dict[str, str]) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+
+    return apply
