@@ -14,6 +14,7 @@ silent pass.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 
 import jsonschema
 import kubernetes_validate
+import referencing
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,8 @@ DOCKERFILE = ROOT / "k8s" / "image" / "Dockerfile"
 #: CI lays shared/ beside the clone; the CRDs are data there, never copied into the project.
 CRD_DIR = ROOT.parent / "shared" / "k8s-crds"
 KUBERNETES_VERSION = "1.32"  # the oldest Kubernetes the manifests promise to run on (docs/kubernetes.md)
+K8S_SCHEMAS = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}.0-local-strict"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are megabytes of YAML
 
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|(^|_)KEY($|_)", re.IGNORECASE)
 _SECRET_CONFIG = re.compile(r"password|secret|access-key|token", re.IGNORECASE)
@@ -60,7 +64,7 @@ def build(path: Path) -> list[dict]:
         if proc.returncode != 0:
             raise ManifestError(f"kustomize build of {path} failed: {proc.stderr.strip()}")
         text = proc.stdout
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc]
 
 
 def name_of(obj: dict) -> str:
@@ -93,7 +97,7 @@ def crd_validators(crd_dir: Path = CRD_DIR) -> dict[tuple[str, str], jsonschema.
     """(apiVersion, kind) -> validator for every served version of every CRD under ``crd_dir``."""
     validators = {}
     for path in sorted(crd_dir.rglob("*.y*ml")):
-        for crd in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        for crd in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
@@ -107,19 +111,31 @@ def crd_validators(crd_dir: Path = CRD_DIR) -> dict[tuple[str, str], jsonschema.
     return validators
 
 
+@cache
+def _k8s_registry() -> referencing.Registry:
+    return referencing.Resource.from_contents(json.loads((K8S_SCHEMAS / "_definitions.json").read_text(encoding="utf-8"))) @ referencing.Registry()
+
+
+@cache
+def k8s_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator | None:
+    """The strict schema of a core kind, as `kubernetes-validate` lays them out (``<kind>-<group>-<version>.json``),
+    loaded once per kind: `kubernetes_validate.validate` re-reads the shared definitions for every object."""
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    path = K8S_SCHEMAS / f"{kind.lower()}-{group_version}.json"
+    if not path.is_file():
+        return None
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    registry = referencing.Resource.from_contents(schema) @ _k8s_registry()
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
 def schema_errors(obj: dict, crd_dir: Path = CRD_DIR) -> list[str]:
     """Strict schema validation of one object: Kubernetes' own schema, else its CRD's; no schema is an error."""
-    where = name_of(obj)
-    validator = crd_validators(crd_dir).get((obj.get("apiVersion", ""), obj.get("kind", "")))
-    if validator is not None:
-        return [f"{where}: {'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{where}: {'.'.join(map(str, e.path)) or '(root)'}: {e.message}"]
-    except kubernetes_validate.SchemaNotFoundError:
-        return [f"{where}: no schema for {obj.get('apiVersion')} {obj.get('kind')} (neither Kubernetes {KUBERNETES_VERSION} nor a CRD in {crd_dir})"]
-    return []
+    where, api_version, kind = name_of(obj), obj.get("apiVersion", ""), obj.get("kind", "")
+    validator = crd_validators(crd_dir).get((api_version, kind)) or k8s_validator(api_version, kind)
+    if validator is None:
+        return [f"{where}: no schema for {api_version} {kind} (neither Kubernetes {KUBERNETES_VERSION} nor a CRD in {crd_dir})"]
+    return [f"{where}: {'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]
 
 
 # -- policies --------------------------------------------------------------------------------------------------
