@@ -35,24 +35,21 @@ def base_type(ch_type: str) -> str:
     return ch_type
 
 
-def missing(column: str, ch_type: str) -> str:
-    """A value that is absent: NULL, or what ClickHouse stores for an absent value in a non-Nullable column
-    ('' for strings, the epoch for timestamps; numbers have no such value), so a lost key is caught either way."""
-    col, base = ident(column), base_type(ch_type)
-    if base in ("String", "UUID") or base.startswith("FixedString"):
-        return f"ifNull({col}, '') = ''" if "Nullable(" in ch_type else f"{col} = ''"
-    if "Nullable(" in ch_type:
-        return f"isNull({col})"
-    if base.startswith(("DateTime", "Date")):
-        return f"{col} = defaultValueOfArgumentType({col})"
-    return "false"
+def is_string(ch_type: str) -> bool:
+    base = base_type(ch_type)
+    return base == "String" or base.startswith("FixedString")
 
 
 def failing(check: Check, types: dict[str, str]) -> str:
     """The predicate a failing row satisfies (row-level checks). NULLs pass every check but not_null, as in dbt."""
     col = ident(check.column)
     if check.kind == "not_null":
-        return missing(check.column, types[check.column])
+        # A non-Nullable column cannot hold NULL (the sink dead-letters such records): nothing to find there.
+        return f"isNull({col})" if "Nullable(" in types[check.column] else "false"
+    if check.kind == "not_empty_string":
+        if not is_string(types[check.column]):
+            raise LookupError(f"not_empty_string needs a string column; {check.column} is {types[check.column]}")
+        return f"trimBoth({col}) = ''"
     if check.kind == "accepted_values":
         return f"{col} NOT IN ({', '.join(literal(v) for v in check.values)})"
     if check.kind == "accepted_range":

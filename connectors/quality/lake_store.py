@@ -1,7 +1,6 @@
 """Checks on the Iceberg lake: each table is scanned once (only the columns its checks read, one snapshot)
 into Arrow, and every check is evaluated with pyarrow compute, with the same semantics as the SQL in
-``clickhouse_store.py`` (NULLs pass every check but not_null; '' counts as missing for strings; NaN is in
-no range)."""
+``clickhouse_store.py`` (NULLs pass every check but not_null; NaN is in no range)."""
 
 from __future__ import annotations
 
@@ -22,10 +21,11 @@ def _is_string(type_: pa.DataType) -> bool:
 def failing(check: Check, column: pa.ChunkedArray, parent_values: pa.Array | None = None) -> pa.ChunkedArray:
     """A boolean mask of the failing rows (row-level checks), never null."""
     if check.kind == "not_null":
-        mask = column.is_null()
-        if _is_string(column.type):
-            mask = pc.or_kleene(mask, pc.equal(column, ""))
-        return pc.fill_null(mask, False)
+        return column.is_null()
+    if check.kind == "not_empty_string":
+        if not _is_string(column.type):
+            raise LookupError(f"not_empty_string needs a string column; {check.column} is {column.type}")
+        return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), False)
     if check.kind == "accepted_values":
         outside = pc.invert(pc.is_in(column, value_set=pa.array(list(check.values)).cast(column.type)))
     elif check.kind == "accepted_range":

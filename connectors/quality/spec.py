@@ -16,11 +16,12 @@ from connectors import catalog
 
 CHECKS_FILE = Path(__file__).resolve().parent / "checks.yaml"
 STORES = ("clickhouse", "iceberg")
-COLUMN_TESTS = ("not_null", "unique", "accepted_values", "accepted_range", "relationships")
+COLUMN_TESTS = ("not_null", "not_empty_string", "unique", "accepted_values", "accepted_range", "relationships")
 TABLE_TESTS = ("unique", "freshness")
 #: Arguments each test takes (besides ``recent_s``, which every test takes).
 _ARGS: dict[str, tuple[str, ...]] = {
     "not_null": (),
+    "not_empty_string": (),
     "unique": ("columns",),
     "accepted_values": ("values",),
     "accepted_range": ("min_value", "max_value", "inclusive"),
@@ -189,7 +190,7 @@ def _check(where: str, test: Any, column: str | None, base: dict[str, Any]) -> C
         if not isinstance(args.get("to"), str) or not isinstance(args.get("field"), str):
             raise QualityConfigError(f"{where}: needs `to` (parent table) and `field` (its column)")
         return Check(**spec, to=args["to"], field=args["field"])
-    return Check(**spec)  # not_null
+    return Check(**spec)  # not_null, not_empty_string
 
 
 def _duration(seconds: float) -> str:

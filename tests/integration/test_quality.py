@@ -82,7 +82,7 @@ def defects(stores) -> Settings:
         # Separate inserts: one insert's rows would be collapsed by the ReplacingMergeTree as the part is written.
         ch.insert("chat_silver", [["m1", "chan", NOW, 0.0]], column_names=["message_id", "channel", "sent_at", "sentiment"])
         ch.insert("chat_silver", [["m9", "chan", NOW, 2.0]], column_names=["message_id", "channel", "sent_at", "sentiment"])
-        # A String key cannot hold NULL in ClickHouse: a lost key arrives as ''.
+        # A String key cannot hold NULL in ClickHouse (the sink dead-letters it): a lost key there is ''.
         ch.insert("game_streams_enriched", [["e9", "s9", "", "g1", 1, NOW, NOW]],
                   column_names=["event_id", "stream_id", "user_id", "game_id", "viewer_count", "data_retrieved_at", "started_at"])
     _append(settings, "chat_silver", SILVER, [(None, "chan", NOW, 0.1), ("m7", "chan", NOW, 2.0)])
@@ -120,7 +120,7 @@ def test_planted_defects_are_caught_with_example_rows(defects):
     expected = {
         ("clickhouse", "chat_silver", "unique(message_id)"): [{"message_id": "m1", "copies": 2}],
         ("clickhouse", "chat_silver", "accepted_range(sentiment in [-1, 1])"): [{"message_id": "m9", "sentiment": 2.0}],
-        ("clickhouse", "game_streams_enriched", "not_null(user_id)"): [{"event_id": "e9", "user_id": ""}],
+        ("clickhouse", "game_streams_enriched", "not_empty_string(user_id)"): [{"event_id": "e9", "user_id": ""}],
         ("iceberg", "chat_silver", "not_null(message_id)"): [{"message_id": None}],
         ("iceberg", "chat_silver", "accepted_range(sentiment in [-1, 1])"): [{"message_id": "m7", "sentiment": 2.0}],
         ("iceberg", "chat_bronze", "unique(topic, kafka_partition, kafka_offset)"):
@@ -138,7 +138,7 @@ def test_cli_reports_failures_exits_1_and_records_results(defects, clean):
     assert failing.returncode == 1, failing.stderr
     assert "FAIL clickhouse chat_silver accepted_range(sentiment in [-1, 1]): 1 of 7 rows" in failing.stdout
     assert "FAIL iceberg chat_bronze unique(topic, kafka_partition, kafka_offset): 1 key values repeated among 8 rows" in failing.stdout
-    assert failing.stdout.rstrip().endswith("16 checks: 10 passed, 6 failed, 0 errors, 0 skipped")
+    assert failing.stdout.rstrip().endswith("20 checks: 14 passed, 6 failed, 0 errors, 0 skipped")
 
     passing = run_cli(clean, "check", "--table", "chat_silver", "--store", "iceberg", "--json")
     assert passing.returncode == 0, passing.stdout + passing.stderr
@@ -147,7 +147,7 @@ def test_cli_reports_failures_exits_1_and_records_results(defects, clean):
     with clickhouse_client(defects) as ch:
         recorded = ch.query(f"SELECT status, count() FROM {RESULTS_TABLE} WHERE table_name = 'chat_silver' GROUP BY status ORDER BY status").result_rows
         latest = ch.query("SELECT examples FROM quality_latest WHERE check_name = 'unique(message_id)' AND store = 'clickhouse'").result_rows
-    assert recorded == [("fail", 4), ("pass", 8)]
+    assert recorded == [("fail", 4), ("pass", 12)]
     assert json.loads(latest[0][0]) == [{"message_id": "m1", "copies": 2}]
 
 

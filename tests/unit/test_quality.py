@@ -10,7 +10,7 @@ import pytest
 
 from connectors import catalog
 from connectors.quality import CheckResult, QualityConfigError, failed, format_report, load_checks
-from connectors.quality.clickhouse_store import counts_sql, examples_sql, failing, literal, missing
+from connectors.quality.clickhouse_store import counts_sql, examples_sql, failing, literal
 from connectors.quality.lake_store import duplicates
 from connectors.quality.lake_store import failing as lake_failing
 from connectors.quality.reconcile import _event_day
@@ -41,6 +41,8 @@ def test_stream_and_chat_checks_the_issue_asks_for():
     by_name = {(c.table, c.name): c for c in load_checks()}
     for key in ("event_id", "stream_id", "user_id", "game_id", "data_retrieved_at"):
         assert ("game_streams_enriched", f"not_null({key})") in by_name
+    for key in ("event_id", "stream_id", "user_id"):
+        assert ("game_streams_enriched", f"not_empty_string({key})") in by_name
     assert ("chat_bronze", "unique(topic, kafka_partition, kafka_offset)") in by_name
     assert by_name[("chat_bronze", "accepted_values(parse_status in {OK, PARSE_ERROR, SCHEMA_ERROR})")].values == ("OK", "PARSE_ERROR", "SCHEMA_ERROR")
     sentiment = by_name[("chat_silver", "accepted_range(sentiment in [-1, 1])")]
@@ -97,12 +99,14 @@ def test_unique_counts_duplicates_without_final():
     assert examples_sql(check, {}).endswith("ORDER BY copies DESC, `topic`, `kafka_partition`, `kafka_offset` LIMIT 5")
 
 
-def test_missing_means_null_or_the_default_clickhouse_stores_for_it():
-    assert missing("k", "Nullable(String)") == "ifNull(`k`, '') = ''"
-    assert missing("k", "LowCardinality(String)") == "`k` = ''"
-    assert missing("t", "DateTime64(3, 'UTC')") == "`t` = defaultValueOfArgumentType(`t`)"
-    assert missing("n", "Nullable(Int32)") == "isNull(`n`)"
-    assert missing("n", "Int32") == "false"  # a non-Nullable number cannot be missing
+def test_not_null_and_not_empty_string_in_clickhouse():
+    (not_null, not_empty) = one({"name": "t", "columns": [{"name": "k", "tests": ["not_null", "not_empty_string"]}]})
+    assert failing(not_null, {"k": "Nullable(String)"}) == "isNull(`k`)"
+    assert failing(not_null, {"k": "LowCardinality(Nullable(String))"}) == "isNull(`k`)"
+    assert failing(not_null, {"k": "String"}) == "false"  # cannot hold NULL: the sink dead-letters such records
+    assert failing(not_empty, {"k": "LowCardinality(String)"}) == "trimBoth(`k`) = ''"
+    with pytest.raises(LookupError, match="needs a string column; k is Int32"):
+        failing(not_empty, {"k": "Int32"})
 
 
 def test_row_check_predicates():
@@ -127,11 +131,12 @@ def test_row_check_predicates():
 
 
 def test_lake_predicates_match_the_sql_semantics():
-    not_null, in_range, values = one({"name": "t", "columns": [
-        {"name": "c", "tests": ["not_null", {"accepted_range": {"min_value": -1, "max_value": 1}}, {"accepted_values": {"values": ["a", "b"]}}]},
+    not_null, not_empty, in_range, values = one({"name": "t", "columns": [
+        {"name": "c", "tests": ["not_null", "not_empty_string", {"accepted_range": {"min_value": -1, "max_value": 1}}, {"accepted_values": {"values": ["a", "b"]}}]},
     ]})
     strings = pa.chunked_array([["a", "", None, "z"]])
-    assert lake_failing(not_null, strings).to_pylist() == [False, True, True, False]
+    assert lake_failing(not_null, strings).to_pylist() == [False, False, True, False]
+    assert lake_failing(not_empty, pa.chunked_array([["a", "", None, " \t"]])).to_pylist() == [False, True, False, True]
     assert lake_failing(values, strings).to_pylist() == [False, True, False, True]  # NULL passes, as in SQL
     numbers = pa.chunked_array([[0.5, 2.0, None, float("nan"), -1.0]])
     assert lake_failing(in_range, numbers).to_pylist() == [False, True, False, True, False]
