@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import importlib.util
 from pathlib import Path
-
-import pytest
 
 from connectors import catalog
 from tests.k8s.validate import CRD_DIR, DOCKERFILE, ROOT, schema_errors
@@ -96,8 +95,3 @@ def test_image_flink_matches_pyflink():
     assert f"FROM flink:{FLINK_VERSION}-" in DOCKERFILE.read_text(encoding="utf-8")
     pyflink = Path(importlib.util.find_spec("pyflink").origin).parent
     assert (pyflink / "opt" / f"flink-python-{FLINK_VERSION}.jar").is_file()
-
-
-@pytest.mark.parametrize("name", [f.name for f in FIELDS if f.name in CLUSTER_SETTINGS])
-def test_cluster_addresses_are_real_settings(name):
-    assert hasattr(Settings(), name)
