@@ -50,6 +50,7 @@ def run(settings: Settings, refresh_s: float = 5.0) -> int:
         start_services(settings)
         source = "Twitch" if settings.twitch_credentials_set else "synthetic"
         print(f"\nSource:        {source}")
+        print(f"Dashboards:    http://{settings.host}:{settings.dashboard_port}/  (data catalog: /catalog)")
         print(f"Flink web UI:  {settings.flink_rest}")
         print(f"ClickHouse:    {settings.clickhouse_http_url}  (try: twitch-pipeline sql 'SELECT count() FROM game_streams_enriched')")
         print("Ctrl-C stops everything.\n")
