@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", choices=("clickhouse", "iceberg"), action="append", help="only this store (repeatable; default: both)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a report")
     p.add_argument("--no-record", action="store_true", help="do not append the results to ClickHouse's quality_results")
+    p.add_argument("--day", type=_day, help="check only the rows whose event time falls on DAY (YYYY-MM-DD, UTC); freshness is always about now")
     p.add_argument("--reconcile", metavar="DAY", type=_day,
                    help="instead of the checks: row counts of each output (or --table) with event time on DAY (YYYY-MM-DD, UTC) "
                         "in Kafka, ClickHouse and Iceberg; exit 1 when they differ")
@@ -37,7 +38,7 @@ def run_check(settings: Settings, args: argparse.Namespace) -> int:
     if args.reconcile:
         return _reconcile(settings, args)
     try:
-        results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES))
+        results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES), day=args.day)
     except QualityConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

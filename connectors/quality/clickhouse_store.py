@@ -65,19 +65,26 @@ def failing(check: Check, types: dict[str, str]) -> str:
 
 def scope(check: Check) -> str:
     """The WHERE clause of the rows a check tests."""
-    if not check.recent_s:
-        return ""
-    return f" WHERE {ident(check.event_time)} >= now64(3) - toIntervalSecond({int(check.recent_s)})"
+    conditions = []
+    if check.recent_s:
+        conditions.append(f"{ident(check.event_time)} >= now64(3) - toIntervalSecond({int(check.recent_s)})")
+    if check.day_range:
+        start, end = (literal(t.strftime("%Y-%m-%d %H:%M:%S")) for t in check.day_range)
+        conditions.append(f"{ident(check.event_time)} >= toDateTime64({start}, 3, 'UTC') AND {ident(check.event_time)} < toDateTime64({end}, 3, 'UTC')")
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
-def counts_sql(check: Check, types: dict[str, str]) -> str:
+def counts_sql(check: Check, types: dict[str, str], slo_s: float = 0.0) -> str:
     table = ident(check.table)
     if check.kind == "unique":
         keys = ", ".join(ident(c) for c in check.columns)
         return (f"SELECT (SELECT count() FROM {table}{scope(check)}) AS tested, count() AS failures "
                 f"FROM (SELECT {keys} FROM {table}{scope(check)} GROUP BY {keys} HAVING count() > 1)")
     if check.kind == "freshness":
-        return f"SELECT count() AS tested, max({ident(check.column)}) AS newest FROM {table}{scope(check)}"
+        col = ident(check.column)
+        # max() of no rows is the type's default (the epoch), so the count of all rows says whether there is a newest.
+        return (f"SELECT countIf({col} >= now64(3) - toIntervalMillisecond({round(slo_s * 1000)})) AS tested, "
+                f"if(count() > 0, max({col}), NULL) AS newest FROM {table}{scope(check)}")
     return f"SELECT count() AS tested, countIf({failing(check, types)}) AS failures FROM {table}{scope(check)}"
 
 
@@ -116,15 +123,15 @@ class ClickHouseStore:
 
     def evaluate(self, check: Check, slo_s: float) -> Outcome:
         types = self.types(check.table)
-        needed = [*check.columns, *([check.event_time] if check.recent_s else [])]
+        needed = [*check.columns, *([check.event_time] if check.recent_s or check.day else [])]
         absent = [c for c in needed if c not in types]
         if absent:
             raise LookupError(f"column {', '.join(absent)} not in ClickHouse table {check.table}")
         if check.kind == "relationships" and check.field not in self.types(check.to):
             raise LookupError(f"column {check.field} not in ClickHouse table {check.to}")
-        tested, value = self.client.query(counts_sql(check, types)).result_rows[0]
+        tested, value = self.client.query(counts_sql(check, types, slo_s)).result_rows[0]
         if check.kind == "freshness":
-            return freshness_outcome(tested, value if tested else None, dt.datetime.now(dt.timezone.utc), slo_s)
+            return freshness_outcome(tested, value, dt.datetime.now(dt.timezone.utc), slo_s)
         examples: list[dict[str, Any]] = []
         if value:
             result = self.client.query(examples_sql(check, types))

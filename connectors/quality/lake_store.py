@@ -58,47 +58,87 @@ class LakeStore:
     def __init__(self, catalog, namespace: str) -> None:
         self.catalog = catalog
         self.namespace = namespace
+        self._tables: dict[str, Any] = {}
         self._data: dict[str, pa.Table] = {}
         self._parents: dict[tuple[str, str], pa.Array] = {}
 
-    def _table(self, name: str):
+    def table(self, name: str):
         from pyiceberg.exceptions import NoSuchTableError
 
-        try:
-            return self.catalog.load_table(f"{self.namespace}.{name}")
-        except NoSuchTableError:
-            raise TableMissing(f"table {self.namespace}.{name} missing in Iceberg") from None
+        if name not in self._tables:
+            try:
+                self._tables[name] = self.catalog.load_table(f"{self.namespace}.{name}")
+            except NoSuchTableError:
+                raise TableMissing(f"table {self.namespace}.{name} missing in Iceberg") from None
+        return self._tables[name]
+
+    def _columns(self, name: str) -> dict[str, Any]:
+        return {f.name: f.field_type for f in self.table(name).schema().fields}
 
     def prepare(self, table: str, checks: Iterable[Check]) -> None:
-        """Scan the columns every check of ``table`` reads, once, so all of them see the same snapshot."""
-        lake_table = self._table(table)
-        present = {f.name for f in lake_table.schema().fields}
+        """Scan the columns the row checks of ``table`` read, once, so all of them see the same snapshot; only the
+        day's rows when the run is for a day (the filter prunes data files by their column statistics)."""
+        present = self._columns(table)
+        row_checks = [c for c in checks if c.kind != "freshness"]
+        if not row_checks:
+            return
+        days = {(c.event_time, c.day_range) for c in row_checks}
+        if len(days) > 1:
+            raise ValueError(f"the checks of {table} are scoped to different days or event-time columns: {sorted(map(str, days))}")
+        ((event_time, day_range),) = days
         wanted: dict[str, None] = {}
-        for check in checks:
+        for check in row_checks:
             wanted.update(dict.fromkeys(c for c in (*check.example_columns, check.event_time) if c in present))
-        self._data[table] = lake_table.scan(selected_fields=tuple(wanted) or ("*",)).to_arrow()
+        from pyiceberg.expressions import AlwaysTrue
+
+        row_filter = self.between(table, event_time, *day_range) if day_range and event_time in present else AlwaysTrue()
+        self._data[table] = self.table(table).scan(row_filter=row_filter, selected_fields=tuple(wanted) or ("*",)).to_arrow()
+
+    def between(self, table: str, column: str, start: dt.datetime, end: dt.datetime | None = None):
+        """A pyiceberg filter ``start <= column < end`` (``end`` None: no upper bound)."""
+        from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+        def moment(t: dt.datetime) -> str:  # a zone-less lake timestamp holds UTC
+            return t.isoformat() if str(self._columns(table)[column]) == "timestamptz" else t.replace(tzinfo=None).isoformat()
+
+        lower = GreaterThanOrEqual(column, moment(start))
+        return lower if end is None else And(lower, LessThan(column, moment(end)))
 
     def _parent(self, table: str, column: str) -> pa.Array:
         if (table, column) not in self._parents:
-            lake_table = self._table(table)
-            if column not in {f.name for f in lake_table.schema().fields}:
+            if column not in self._columns(table):
                 raise LookupError(f"column {column} not in Iceberg table {self.namespace}.{table}")
-            values = lake_table.scan(selected_fields=(column,)).to_arrow()[column]
+            values = self.table(table).scan(selected_fields=(column,)).to_arrow()[column]
             self._parents[(table, column)] = pc.unique(values.combine_chunks() if values.num_chunks else pa.array([], values.type))
         return self._parents[(table, column)]
 
+    def _freshness(self, check: Check, slo_s: float) -> Outcome:
+        """Only the rows newer than the SLO are read (pruned by file statistics); the whole column only when there
+        are none, to say how old the newest row is."""
+        if check.column not in self._columns(check.table):
+            raise LookupError(f"column {check.column} not in Iceberg table {self.namespace}.{check.table}")
+        now = dt.datetime.now(dt.timezone.utc)
+        lake_table = self.table(check.table)
+        fresh = lake_table.scan(row_filter=self.between(check.table, check.column, now - dt.timedelta(seconds=slo_s)),
+                                selected_fields=(check.column,)).to_arrow()[check.column]
+        if not len(fresh):
+            fresh_rows, column = 0, lake_table.scan(selected_fields=(check.column,)).to_arrow()[check.column]
+        else:
+            fresh_rows, column = len(fresh), fresh
+        newest = pc.max(column).as_py() if len(column) else None
+        return freshness_outcome(fresh_rows, newest, now, slo_s)
+
     def evaluate(self, check: Check, slo_s: float) -> Outcome:
+        if check.kind == "freshness":
+            return self._freshness(check, slo_s)
         if check.table not in self._data:
             self.prepare(check.table, [check])
         data = self._data[check.table]
-        absent = [c for c in (*check.columns, *([check.event_time] if check.recent_s else [])) if c not in data.column_names]
+        absent = [c for c in (*check.columns, *([check.event_time] if check.recent_s or check.day else [])) if c not in data.column_names]
         if absent:
             raise LookupError(f"column {', '.join(absent)} not in Iceberg table {self.namespace}.{check.table}")
         if check.recent_s:
             data = data.filter(pc.fill_null(pc.greater_equal(data[check.event_time], _cutoff(data[check.event_time].type, check.recent_s)), False))
-        if check.kind == "freshness":
-            newest = pc.max(data[check.column]).as_py() if data.num_rows else None
-            return freshness_outcome(data.num_rows, newest, dt.datetime.now(dt.timezone.utc), slo_s)
         if check.kind == "unique":
             repeated = duplicates(data, check.columns)
             return Outcome(data.num_rows, repeated.num_rows, example_rows(repeated.column_names, _rows(repeated.slice(0, MAX_EXAMPLES))))

@@ -71,14 +71,12 @@ def clickhouse_count(settings: Settings, out: catalog.Output, start: dt.datetime
 
 
 def iceberg_count(settings: Settings, out: catalog.Output, start: dt.datetime) -> int:
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
-
     from connectors.iceberg import load_catalog
     from connectors.quality.lake_store import LakeStore
 
-    table = LakeStore(load_catalog(settings), settings.iceberg_namespace)._table(out.table)
-    row_filter = And(GreaterThanOrEqual(out.event_time, start.isoformat()), LessThan(out.event_time, (start + DAY).isoformat()))
-    return table.scan(row_filter=row_filter, selected_fields=(out.event_time,)).to_arrow().num_rows
+    lake = LakeStore(load_catalog(settings), settings.iceberg_namespace)
+    row_filter = lake.between(out.table, out.event_time, start, start + DAY)
+    return lake.table(out.table).scan(row_filter=row_filter, selected_fields=(out.event_time,)).to_arrow().num_rows
 
 
 def kafka_count(settings: Settings, out: catalog.Output, start: dt.datetime, lookback_s: float, timeout_s: float) -> tuple[int, bool]:

@@ -70,13 +70,14 @@ def example_rows(columns: list[str] | tuple[str, ...], rows: list[Any]) -> list[
     return [{c: jsonable(v) for c, v in zip(columns, row)} for row in rows[:MAX_EXAMPLES]]
 
 
-def freshness_outcome(rows: int, newest: dt.datetime | None, now: dt.datetime, slo_s: float) -> Outcome:
-    """Shared by both stores: stale (or empty) is one failure, with the newest event time as the example."""
+def freshness_outcome(fresh_rows: int, newest: dt.datetime | None, now: dt.datetime, slo_s: float) -> Outcome:
+    """Shared by both stores: stale (or empty) is one failure, with the newest event time as the example.
+    The rows tested are the rows newer than the SLO."""
     if newest is None:
-        return Outcome(rows, 1, [], f"{'no rows' if not rows else 'no event time in any row'} (slo {slo_s:g}s)")
+        return Outcome(fresh_rows, 1, [], f"no rows (slo {slo_s:g}s)")
     if newest.tzinfo is None:  # both stores keep UTC
         newest = newest.replace(tzinfo=dt.timezone.utc)
     age_s = round((now - newest).total_seconds(), 3)
     example = {"newest": newest.isoformat(), "age_s": age_s, "slo_s": slo_s}
     stale = age_s > slo_s
-    return Outcome(rows, int(stale), [example] if stale else [], f"newest {newest.isoformat(timespec='seconds')}, {age_s:.0f}s old (slo {slo_s:g}s)")
+    return Outcome(fresh_rows, int(stale), [example] if stale else [], f"newest {newest.isoformat(timespec='seconds')}, {age_s:.0f}s old (slo {slo_s:g}s)")

@@ -8,6 +8,7 @@ outputs; the YAML declares them only for tables the catalog does not list (yet).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -52,6 +53,15 @@ class Check:
     field: str | None = None
     max_age_s: float | None = None  # freshness; None means the `quality_freshness_slo_s` setting
     recent_s: float | None = None  # test only rows whose event time is within the last N seconds
+    day: dt.date | None = None  # test only rows whose event time falls on this UTC day (a run's scope, not declared)
+
+    @property
+    def day_range(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """[start, end) of ``day`` in UTC."""
+        if self.day is None:
+            return None
+        start = dt.datetime.combine(self.day, dt.time(), dt.timezone.utc)
+        return start, start + dt.timedelta(days=1)
 
     @property
     def column(self) -> str:

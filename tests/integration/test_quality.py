@@ -133,6 +133,15 @@ def test_planted_defects_are_caught_with_example_rows(defects):
         assert results[key].status == "fail" and results[key].failures == 1 and results[key].examples == examples, key
 
 
+def test_a_day_scopes_every_check_but_freshness(defects):
+    yesterday = run_checks(defects, tables=["chat_silver"], day=NOW.date() - dt.timedelta(days=1))
+    assert {(r.kind, r.status, r.rows_tested) for r in yesterday} == {
+        ("freshness", "pass", 7), *((k, "pass", 0) for k in ("unique", "not_null", "not_empty_string", "accepted_range"))}
+    today = run_checks(defects, tables=["chat_silver"], day=NOW.date())
+    assert [(r.store, r.check) for r in failed(today)] == [("clickhouse", "unique(message_id)"), ("iceberg", "not_null(message_id)"),
+                                                           ("clickhouse", "accepted_range(sentiment in [-1, 1])"), ("iceberg", "accepted_range(sentiment in [-1, 1])")]
+
+
 def test_cli_reports_failures_exits_1_and_records_results(defects, clean):
     failing = run_cli(defects, "check", "--table", "chat_silver", "--table", "chat_bronze")
     assert failing.returncode == 1, failing.stderr

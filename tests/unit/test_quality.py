@@ -3,6 +3,7 @@ the report. The same checks run for real against ClickHouse and Iceberg in tests
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pyarrow as pa
@@ -122,6 +123,9 @@ def test_row_check_predicates():
     assert sql.endswith("FROM `t` WHERE `ts` >= now64(3) - toIntervalSecond(3600)")
     assert examples_sql(checks["accepted_range"], {"s": "Float64"}).startswith(
         "SELECT `s` FROM `t` WHERE `ts` >= now64(3) - toIntervalSecond(3600) AND (`s` IS NOT NULL AND NOT")
+    on_day = dataclasses.replace(checks["accepted_range"], recent_s=None, day=dt.date(2026, 11, 29))
+    assert counts_sql(on_day, {}).endswith(
+        "WHERE `ts` >= toDateTime64('2026-11-29 00:00:00', 3, 'UTC') AND `ts` < toDateTime64('2026-11-30 00:00:00', 3, 'UTC')")
     (exclusive,) = one({"name": "t", "columns": [{"name": "x", "tests": [{"accepted_range": {"min_value": 0, "inclusive": False}}]}]})
     assert failing(exclusive, {}) == "`x` IS NOT NULL AND NOT (`x` > 0)"
     assert literal(True) == "true" and literal(0.5) == "0.5" and literal("a\\b") == "'a\\\\b'"
