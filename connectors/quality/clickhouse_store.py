@@ -121,6 +121,9 @@ class ClickHouseStore:
             self._types[table] = dict(rows)
         return self._types[table]
 
+    def prepare(self, table: str, checks: object) -> None:
+        self.types(table)
+
     def evaluate(self, check: Check, slo_s: float) -> Outcome:
         types = self.types(check.table)
         needed = [*check.columns, *([check.event_time] if check.recent_s or check.day else [])]

@@ -56,7 +56,7 @@ def run_checks(settings: Settings, tables: Iterable[str] | None = None, stores: 
                 skip = _prepare(store, table, [c for _, c in of_table])
                 for i, check in of_table:
                     if skip is not None:
-                        found[(i, store_name)] = result(check, *skip)
+                        found[(i, store_name)] = result(check, store_name, skip[0], detail=skip[1])
                         continue
                     try:
                         outcome = store.evaluate(check, settings.quality_freshness_slo_s if check.max_age_s is None else check.max_age_s)
@@ -84,17 +84,14 @@ def _open(settings: Settings, store: str):
     return LakeStore(load_catalog(settings), settings.iceberg_namespace)
 
 
-def _prepare(store, table: str, checks: list[Check]) -> tuple[str, str, int, int, tuple, str] | None:
-    """Load what the store needs for a table's checks; the (store, status, ..., detail) they all get if it cannot."""
+def _prepare(store, table: str, checks: list[Check]) -> tuple[str, str] | None:
+    """Let the store load what it needs for a table's checks; (status, detail) for all of them if it cannot."""
     try:
-        if hasattr(store, "prepare"):
-            store.prepare(table, checks)
-        else:
-            store.types(table)
+        store.prepare(table, checks)
     except TableMissing as missing:
-        return (store.name, SKIPPED, 0, 0, (), str(missing))
+        return SKIPPED, str(missing)
     except Exception as err:  # noqa: BLE001 - reported on each of the table's checks
-        return (store.name, ERROR, 0, 0, (), f"cannot read {table}: {_first_line(err)}")
+        return ERROR, f"cannot read {table}: {_first_line(err)}"
     return None
 
 
