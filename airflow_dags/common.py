@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from pathlib import Path
 
 from twitch_pipeline.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
@@ -42,20 +41,3 @@ def flink_target(settings: Settings) -> str:
     if settings.airflow_flink_target not in TARGETS:
         raise SettingsError(f"TWITCH_PIPELINE_AIRFLOW_FLINK_TARGET={settings.airflow_flink_target!r} must be one of {', '.join(TARGETS)}")
     return settings.airflow_flink_target
-
-
-def pipeline_cli(settings: Settings) -> str:
-    """The main venv's CLI: PyFlink (and so `flink run`) lives there, never in Airflow's venv."""
-    return settings.airflow_pipeline_cli or str(PROJECT_ROOT / ".venv" / "bin" / "twitch-pipeline")
-
-
-def run_cli(settings: Settings, *args: str, timeout_s: float = 600) -> str:
-    """Run a `twitch-pipeline` command of the main venv with these settings; its stdout, or a readable error."""
-    from twitch_pipeline.errors import PlatformError
-    from twitch_pipeline.settings import to_env
-
-    env = {**os.environ, **to_env(settings)}
-    proc = subprocess.run([pipeline_cli(settings), *args], env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        raise PlatformError(f"twitch-pipeline {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_dags.common import DEFAULT_ARGS, START_DATE, TAGS
 from connectors import catalog
@@ -40,28 +40,32 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={**DEFAULT_ARGS, "execution_timeout": dt.timedelta(minutes=30)},
+    params={"tables": Param("", type="string", description="Comma-separated tables to check and reconcile; empty means all of them.")},
     tags=[*TAGS, "data-quality"],
 ) as dag:
 
+    def _tables(params) -> list[str] | None:
+        return [t.strip() for t in params["tables"].split(",") if t.strip()] or None
+
     @task
-    def checks() -> list[dict]:
+    def checks(params=None) -> list[dict]:
         from airflow_dags.common import settings
         from connectors.quality import run_checks, write_results
 
         loaded = settings()
-        results = run_checks(loaded)
+        results = run_checks(loaded, tables=_tables(params))
         write_results(loaded, results)
         return [r.to_dict() for r in results]
 
     @task
-    def reconcile(data_interval_end=None, run_id=None) -> list[dict]:
+    def reconcile(params=None, data_interval_end=None, run_id=None) -> list[dict]:
         """The day the run's interval ends in (an hourly run keeps today's counts current)."""
         from airflow_dags.common import settings
         from connectors.quality import reconcile_counts, write_results
 
         loaded = settings()
         day = (data_interval_end - dt.timedelta(microseconds=1)).date()
-        counts = [reconcile_counts(loaded, o.name, day) for o in catalog.OUTPUTS]
+        counts = [reconcile_counts(loaded, o.name, day) for o in catalog.OUTPUTS if _tables(params) is None or o.name in _tables(params)]
         results = reconciliation_results(counts, dt.datetime.now(dt.timezone.utc), run_id)
         write_results(loaded, results)
         return [r.to_dict() for r in results]

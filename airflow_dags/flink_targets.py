@@ -100,10 +100,9 @@ def submit_local(settings: Settings, job: str, *args: str, fresh: bool = False) 
     A streaming job already running under its name is not submitted twice, and one stopped by `stop`
     resumes from its savepoint unless ``fresh`` (`submit`'s own rules).
     """
-    from airflow_dags.common import run_cli
+    from twitch_pipeline.backfill import submit_driver
 
-    out = run_cli(settings, "submit", *(["--fresh"] if fresh else []), job, *args)
-    return out.strip().rsplit(" ", 1)[-1] if out.strip() else ""
+    return submit_driver(settings, job, args, fresh=fresh)
 
 
 def local_job_reached(settings: Settings, job_id: str, wanted: str) -> bool:

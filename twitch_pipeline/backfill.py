@@ -19,15 +19,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib.util
+import os
+import subprocess
 import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 from connectors import catalog
-from twitch_pipeline.errors import PlatformError
-from twitch_pipeline.settings import Settings
+from twitch_pipeline.errors import PlatformError, wait_until
+from twitch_pipeline.settings import PROJECT_ROOT, Settings, to_env
 
-DRIVER = Path(__file__).resolve().parent.parent / "flink_jobs" / "backfill_aggregate.py"
+DRIVER = PROJECT_ROOT / "flink_jobs" / "backfill_aggregate.py"
 #: The streaming job whose outputs a backfill recomputes.
 SOURCE_JOB = catalog.job("aggregate_streams")
 STAGING_PREFIX = "backfill_"
@@ -125,23 +127,35 @@ def prepare(settings: Settings, day: dt.date, tables: tuple[str, ...]) -> Plan:
     return plan
 
 
-def compute_local(settings: Settings, plan: Plan, timeout_s: float = 1800) -> str:
-    """Run the backfill job on the local Flink cluster and wait until it FINISHED; its job id.
+def pipeline_cli(settings: Settings) -> str:
+    """The main venv's `twitch-pipeline`: where PyFlink (and so `flink run`) is, which Airflow's venv lacks."""
+    return settings.airflow_pipeline_cli or str(PROJECT_ROOT / ".venv" / "bin" / "twitch-pipeline")
 
-    Submission goes through the main venv's CLI (`flink run` needs PyFlink); from there, the REST API.
-    """
-    import subprocess
-    import sys
 
-    from twitch_pipeline.errors import wait_until
-    from twitch_pipeline.platform.flink import Flink
-    from twitch_pipeline.settings import to_env
-
-    cli = settings.airflow_pipeline_cli or str(Path(sys.executable).parent / "twitch-pipeline")
-    proc = subprocess.run([cli, "submit", "--fresh", str(DRIVER), *plan.driver_args()], env=to_env(settings) | _path_env(), capture_output=True, text=True)
+def run_cli(settings: Settings, *args: str, timeout_s: float = 900) -> str:
+    """Run a command of the main venv's CLI with these settings; its stdout, or an error with its stderr's end."""
+    env = {**os.environ, **to_env(settings)}
+    proc = subprocess.run([pipeline_cli(settings), *args], env=env, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
-        raise PlatformError(f"submitting the backfill of {plan.day} failed: {proc.stderr.strip()[-1500:]}")
-    job_id = proc.stdout.strip().rsplit(" ", 1)[-1]
+        raise PlatformError(f"twitch-pipeline {' '.join(args[:2])} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+    return proc.stdout
+
+
+def submit_driver(settings: Settings, driver: str, args: tuple[str, ...] = (), *, fresh: bool = True) -> str:
+    """`twitch-pipeline submit`: in-process where PyFlink is installed, else through the main venv's CLI; the job id."""
+    if importlib.util.find_spec("pyflink") is not None:
+        from twitch_pipeline.jobs import submit
+
+        return submit(settings, driver, list(args), resume=not fresh)
+    out = run_cli(settings, "submit", *(["--fresh"] if fresh else []), driver, *args)
+    return out.strip().rsplit(" ", 1)[-1]
+
+
+def compute_local(settings: Settings, plan: Plan, timeout_s: float = 1800) -> str:
+    """Run the backfill job on the local Flink cluster and wait until it FINISHED; its job id."""
+    from twitch_pipeline.platform.flink import Flink
+
+    job_id = submit_driver(settings, str(DRIVER), plan.driver_args())
     flink = Flink(settings)
 
     def finished() -> bool:
@@ -152,12 +166,6 @@ def compute_local(settings: Settings, plan: Plan, timeout_s: float = 1800) -> st
 
     wait_until(finished, timeout_s, f"backfill job {plan.job_name} to finish", interval_s=2)
     return job_id
-
-
-def _path_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("TWITCH_PIPELINE_")}
 
 
 def publish(settings: Settings, plan: Plan) -> dict[str, int]:
