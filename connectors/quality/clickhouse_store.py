@@ -138,5 +138,10 @@ class ClickHouseStore:
         examples: list[dict[str, Any]] = []
         if value:
             result = self.client.query(examples_sql(check, types))
-            examples = example_rows(result.column_names, result.result_rows)
+            examples = example_rows(result.column_names, [tuple(map(_utc, row)) for row in result.result_rows])
         return Outcome(tested, value, examples)
+
+
+def _utc(value: Any) -> Any:
+    """clickhouse-connect returns the project's UTC timestamps zone-less; say so, as the lake's do."""
+    return value.replace(tzinfo=dt.timezone.utc) if isinstance(value, dt.datetime) and value.tzinfo is None else value

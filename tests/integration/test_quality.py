@@ -33,8 +33,15 @@ BRONZE = pa.schema([("topic", pa.string()), ("kafka_partition", pa.int32()), ("k
                     ("parse_status", pa.string())])
 ENRICHED = pa.schema([("event_id", pa.string()), ("stream_id", pa.string()), ("user_id", pa.string()), ("game_id", pa.string()),
                       ("viewer_count", pa.int32()), ("data_retrieved_at", UTC_US)])
-MINUTES = pa.schema([("window_start", UTC_US), ("window_end", UTC_US), ("game_id", pa.string()), ("viewers_sum", pa.int64())])
-TABLES = ["game_streams_enriched", "chat_bronze", "chat_silver"]
+MINUTES = pa.schema([("window_start", UTC_US), ("window_end", UTC_US), ("game_id", pa.string()), ("viewers_sum", pa.int64()),
+                     ("viewers_max", pa.int32()), ("live_streams", pa.int64())])
+MINUTE_COLUMNS = ["window_start", "window_end", "game_id", "viewers_sum", "viewers_max", "live_streams", "viewers_avg", "new_streams"]
+TABLES = ["game_streams_enriched", "game_minute_stats", "chat_bronze", "chat_silver"]
+
+
+def minute(end: dt.datetime, game_id: str) -> tuple:
+    """A game_minute_stats row (the lake's columns first, then ClickHouse's two more)."""
+    return (end - dt.timedelta(minutes=1), end, game_id, 10, 10, 1, 10.0, 0)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +61,14 @@ def _world(stores: Settings, name: str) -> Settings:
         ch.insert("chat_silver", [[f"m{i}", "chan", NOW, i / 4 - 0.5] for i in range(5)], column_names=["message_id", "channel", "sent_at", "sentiment"])
         ch.insert("game_streams_enriched", [[f"e{i}", f"s{i}", f"u{i}", "g1", 10 * i, NOW, NOW] for i in range(4)],
                   column_names=["event_id", "stream_id", "user_id", "game_id", "viewer_count", "data_retrieved_at", "started_at"])
+        # A game seen a month ago only: outside the relationship's 14 days, so not checked against the enriched rows.
+        ch.insert("game_minute_stats", [minute(NOW, "g1"), minute(NOW - dt.timedelta(days=30), "g-old")], column_names=MINUTE_COLUMNS)
     catalog = load_catalog(settings)
     catalog.create_namespace_if_not_exists(name)
     _append(settings, "chat_silver", SILVER, [(f"m{i}", "chan", NOW, i / 4 - 0.5) for i in range(5)])
     _append(settings, "chat_bronze", BRONZE, [("chat_messages", p, o, NOW, ("OK", "PARSE_ERROR", "SCHEMA_ERROR")[o % 3]) for p in (0, 1) for o in range(3)])
     _append(settings, "game_streams_enriched", ENRICHED, [(f"e{i}", f"s{i}", f"u{i}", "g1", 10 * i, NOW) for i in range(4)])
+    _append(settings, "game_minute_stats", MINUTES, [minute(NOW, "g1")[:6], minute(NOW - dt.timedelta(days=30), "g-old")[:6]])
     return settings
 
 
@@ -86,6 +96,9 @@ def defects(stores) -> Settings:
         ch.insert("game_streams_enriched", [["e9", "s9", "", "g1", 1, NOW, NOW]],
                   column_names=["event_id", "stream_id", "user_id", "game_id", "viewer_count", "data_retrieved_at", "started_at"])
     _append(settings, "chat_silver", SILVER, [(None, "chan", NOW, 0.1), ("m7", "chan", NOW, 2.0)])
+    with clickhouse_client(settings) as ch:
+        ch.insert("game_minute_stats", [minute(NOW - dt.timedelta(minutes=1), "g404")], column_names=MINUTE_COLUMNS)
+    _append(settings, "game_minute_stats", MINUTES, [minute(NOW - dt.timedelta(minutes=1), "g404")[:6]])
     _append(settings, "chat_bronze", BRONZE, [("chat_messages", 1, 2, NOW, "OK"), ("chat_messages", 1, 7, NOW, "BOGUS")])
     return settings
 
@@ -94,8 +107,8 @@ def test_clean_data_passes_in_both_stores(clean):
     results = run_checks(clean, tables=TABLES)
     assert not failed(results), [(r.store, r.table, r.check, r.status, r.detail, r.examples) for r in failed(results)]
     ran = {(r.store, r.table) for r in results if r.status == "pass"}
-    assert ran == {("clickhouse", "game_streams_enriched"), ("iceberg", "game_streams_enriched"), ("clickhouse", "chat_silver"),
-                   ("iceberg", "chat_silver"), ("iceberg", "chat_bronze")}
+    assert ran == {(store, table) for store in ("clickhouse", "iceberg") for table in ("game_streams_enriched", "game_minute_stats", "chat_silver")} | {
+        ("iceberg", "chat_bronze")}
     silver = {(r.store, r.check): r for r in results if r.table == "chat_silver"}
     assert silver[("clickhouse", "unique(message_id)")].rows_tested == 5 == silver[("iceberg", "unique(message_id)")].rows_tested
 
@@ -122,6 +135,8 @@ def test_planted_defects_are_caught_with_example_rows(defects):
         ("clickhouse", "chat_silver", "accepted_range(sentiment in [-1, 1])"): [{"message_id": "m9", "sentiment": 2.0}],
         ("clickhouse", "game_streams_enriched", "not_empty_string(user_id)"): [{"event_id": "e9", "user_id": ""}],
         ("iceberg", "chat_silver", "not_null(message_id)"): [{"message_id": None}],
+        **{(store, "game_minute_stats", "relationships(game_id -> game_streams_enriched, last 14d)"):
+           [{"window_start": (NOW - dt.timedelta(minutes=2)).isoformat(), "game_id": "g404"}] for store in ("clickhouse", "iceberg")},
         ("iceberg", "chat_silver", "accepted_range(sentiment in [-1, 1])"): [{"message_id": "m7", "sentiment": 2.0}],
         ("iceberg", "chat_bronze", "unique(topic, kafka_partition, kafka_offset)"):
             [{"topic": "chat_messages", "kafka_partition": 1, "kafka_offset": 2, "copies": 2}],
@@ -181,7 +196,7 @@ def test_reconcile_counts_per_day_in_kafka_clickhouse_and_iceberg(stores):
     day = NOW.date() - dt.timedelta(days=45)
     start = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
     ends = [start + dt.timedelta(minutes=1), start + dt.timedelta(hours=12), start + dt.timedelta(days=1, minutes=1)]  # the last: next day
-    rows = [{"window_start": e - dt.timedelta(minutes=1), "window_end": e, "game_id": f"g{i}", "viewers_sum": 1} for i, e in enumerate(ends)]
+    rows = [dict(zip(MINUTE_COLUMNS, minute(e, f"g{i}"))) for i, e in enumerate(ends)]
 
     producer = Producer(client_config(settings))
     for row in rows:
@@ -190,17 +205,15 @@ def test_reconcile_counts_per_day_in_kafka_clickhouse_and_iceberg(stores):
     producer.produce("game_minute_stats", json.dumps({"window_end": ends[0].isoformat()}).encode(), key=heartbeat_keys(1)[0].encode())
     assert producer.flush(30) == 0
     with clickhouse_client(settings) as ch:
-        ch.insert("game_minute_stats", [[r["window_start"], r["window_end"], r["game_id"], r["viewers_sum"], 1.0, 1, 1, 0] for r in rows],
-                  column_names=["window_start", "window_end", "game_id", "viewers_sum", "viewers_avg", "viewers_max", "live_streams", "new_streams"])
-    _append(settings, "game_minute_stats", MINUTES, [tuple(r.values()) for r in rows])
+        ch.insert("game_minute_stats", [list(r.values()) for r in rows], column_names=MINUTE_COLUMNS)
+    _append(settings, "game_minute_stats", MINUTES, [tuple(r.values())[:6] for r in rows])
 
     counts = reconcile_counts(settings, "game_minute_stats", day)
     assert {k: counts[k] for k in ("kafka", "kafka_complete", "clickhouse", "iceberg", "match")} == {
         "kafka": 2, "kafka_complete": True, "clickhouse": 2, "iceberg": 2, "match": True}
 
     with clickhouse_client(settings) as ch:  # a row loaded twice: exactly-once broken, and the counts say so
-        ch.insert("game_minute_stats", [[rows[0]["window_start"], rows[0]["window_end"], "g0", 1, 1.0, 1, 1, 0]],
-                  column_names=["window_start", "window_end", "game_id", "viewers_sum", "viewers_avg", "viewers_max", "live_streams", "new_streams"])
+        ch.insert("game_minute_stats", [list(rows[0].values())], column_names=MINUTE_COLUMNS)
     counts = reconcile_counts(settings, "game_minute_stats", day.isoformat())
     assert (counts["clickhouse"], counts["match"]) == (3, False)
     cli = run_cli(settings, "check", "--reconcile", day.isoformat(), "--table", "game_minute_stats")
