@@ -3,9 +3,9 @@
 The sink records its own batches (``sink_batches``); Flink and the producers keep no table. So the
 dashboard server samples, every few seconds:
 
-* each Flink job (REST ``/jobs/overview``, then ``/jobs/<id>``): records its source vertices emitted
-  (``write-records``, i.e. records read from Kafka) as a rate, its Kafka sources' ``pendingRecords``
-  (consumer lag), ``numRestarts`` and whether it runs;
+* each Flink job (REST ``/jobs/overview``, then ``/jobs/<id>``): the records its Kafka sources emitted as a
+  rate, ``numRestarts`` and whether it runs; and its consumer lag (input topics' end offsets minus the
+  offsets its consumer group committed at the last checkpoint);
 * each topic of :mod:`connectors.catalog` (end offsets summed over partitions): records appended per
   second, and their sum over the producers' raw topics as the ``producer`` stage.
 
@@ -47,39 +47,73 @@ def flink_readings(settings: Settings) -> list[tuple[str, str, float]]:
         # Source vertices are the plan's nodes without inputs: what they emit is what the job read from Kafka.
         fed = {node["id"] for node in detail.get("plan", {}).get("nodes", []) if node.get("inputs")}
         sources = [v for v in detail.get("vertices", []) if v["id"] not in fed]
-        readings.append((stage, "records_total", float(sum(v.get("metrics", {}).get("write-records", 0) for v in sources))))
+        read = 0.0
+        for vertex in sources:
+            # The source operator's own counter: records taken from Kafka (a vertex's write-records counts each
+            # record once per downstream edge, and stays 0 when the whole chain ends in a sink).
+            base = f"/jobs/{jid}/vertices/{vertex['id']}/subtasks/metrics"
+            names = [m["id"] for m in _rest(settings, base) if m["id"].startswith("Source__") and m["id"].endswith(".numRecordsOut")]
+            if names:
+                read += sum(float(m.get("sum", 0)) for m in _rest(settings, f"{base}?get={','.join(names)}&agg=sum"))
+        readings.append((stage, "records_total", read))
         readings.append((stage, "running", 1.0))
         restarts = _rest(settings, f"/jobs/{jid}/metrics?get=numRestarts")
         if restarts:
             readings.append((stage, "restarts", float(restarts[0]["value"])))
-        pending = 0.0
-        for vertex in sources:
-            base = f"/jobs/{jid}/vertices/{vertex['id']}/subtasks/metrics"
-            names = [m["id"] for m in _rest(settings, base) if m["id"].endswith("pendingRecords")]
-            if names:
-                pending += sum(float(m.get("sum", 0)) for m in _rest(settings, f"{base}?get={','.join(names)}&agg=sum"))
-        readings.append((stage, "pending_records", pending))
     return readings
+
+
+def _consumer(settings: Settings, group: str):
+    from confluent_kafka import Consumer
+
+    from connectors.kafka import client_config
+
+    return Consumer(client_config(settings, **{"group.id": group, "enable.auto.commit": False, "socket.timeout.ms": 2000}))
+
+
+def _marks(consumer, metadata, topic: str) -> dict[int, tuple[int, int]]:
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka import topic_partitions
+
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=2) for p in topic_partitions(metadata, topic)}
 
 
 def topic_offsets(settings: Settings) -> dict[str, tuple[int, int]]:
     """Catalog topic -> (first, end) offsets summed over its partitions; topics not on the broker are left out."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from connectors.kafka import client_config, topic_partitions
-
-    consumer = Consumer(client_config(settings, **{"group.id": "twitch-pipeline-dashboards", "enable.auto.commit": False, "socket.timeout.ms": 2000}))
+    consumer = _consumer(settings, "twitch-pipeline-dashboards")
     try:
         metadata = consumer.list_topics(timeout=3)
         found: dict[str, tuple[int, int]] = {}
         for topic in catalog.TOPICS:
-            if topic.name not in metadata.topics:
-                continue
-            marks = [consumer.get_watermark_offsets(TopicPartition(topic.name, p), timeout=2) for p in topic_partitions(metadata, topic.name)]
-            found[topic.name] = (sum(low for low, _ in marks), sum(high for _, high in marks))
+            if topic.name in metadata.topics:
+                marks = _marks(consumer, metadata, topic.name).values()
+                found[topic.name] = (sum(low for low, _ in marks), sum(high for _, high in marks))
         return found
     finally:
         consumer.close()
+
+
+def flink_lag_readings(settings: Settings) -> list[tuple[str, str, float]]:
+    """Consumer lag of each streaming job: its input topics' end offsets minus the offsets its Kafka sources
+    committed to the job's consumer group at the last checkpoint."""
+    from confluent_kafka import TopicPartition
+
+    from flink_jobs.runtime import sql_params
+
+    readings = []
+    for job in catalog.streaming_jobs():
+        consumer = _consumer(settings, sql_params(settings, job.name, bounded=False)["group_id"])
+        try:
+            metadata = consumer.list_topics(timeout=3)
+            marks = {(t, p): m for t in job.inputs if t in metadata.topics for p, m in _marks(consumer, metadata, t).items()}
+            committed = consumer.committed([TopicPartition(t, p) for t, p in marks], timeout=3)
+        finally:
+            consumer.close()
+        if any(c.offset >= 0 for c in committed):  # a job that never committed is not running here
+            lag = sum(marks[(c.topic, c.partition)][1] - (c.offset if c.offset >= 0 else marks[(c.topic, c.partition)][0]) for c in committed)
+            readings.append((f"flink:{job.name}", "pending_records", float(max(lag, 0))))
+    return readings
 
 
 def topic_readings(settings: Settings) -> list[tuple[str, str, float]]:
@@ -114,7 +148,7 @@ class Collector:
 
     def sample(self) -> int:
         readings: list[tuple[str, str, float]] = []
-        for source in (flink_readings, topic_readings):
+        for source in (flink_readings, flink_lag_readings, topic_readings):
             try:
                 readings += source(self.settings)
             except Exception as exc:  # noqa: BLE001 - a part that is down only means fewer figures

@@ -257,12 +257,16 @@ class Dashboard {
     const result = reply.results[0] || { columns: [], rows: [] };
     const rows = reply.results.reduce((n, r) => n + r.rows.length, 0);
     p.box.dataset.rows = String(rows);
+    if (!rows) {
+      p.box.dataset.points = "0";
+      p.box.dataset.state = "empty";
+      p.body.append(el("div", { class: "panel-note", text: "No data in this time range" }));
+      return result;
+    }
     try {
       const draw = { timeseries: drawTimeseries, barchart: drawBars, stat: drawStat, table: drawTable }[p.def.type] || drawTable;
-      const points = draw(p, reply.results, range);
-      p.box.dataset.points = String(points);
-      p.box.dataset.state = rows ? "ok" : "empty";
-      if (!rows) p.body.append(el("div", { class: "panel-note", text: "No data in this time range" }));
+      p.box.dataset.points = String(draw(p, reply.results, range));
+      p.box.dataset.state = "ok";
     } catch (err) {
       p.box.dataset.state = "error";
       p.body.textContent = "";
