@@ -54,7 +54,9 @@ def stores(make_settings, kafka) -> Iterator[Settings]:
 
 def _world(stores: Settings, name: str) -> Settings:
     """A ClickHouse database and an Iceberg namespace of their own, with clean rows in every checked table."""
-    settings = dataclasses.replace(stores, clickhouse_database=name, iceberg_namespace=name)
+    # The rows are stamped NOW, when the module was collected: in a whole suite that may be many minutes before
+    # these tests run, so the freshness SLO is a day here (freshness itself is unit-tested against exact ages).
+    settings = dataclasses.replace(stores, clickhouse_database=name, iceberg_namespace=name, quality_freshness_slo_s=86400.0)
     apply_migrations(settings)
     with clickhouse_client(settings) as ch:
         ch.command(CHAT_SILVER_DDL)
@@ -146,6 +148,13 @@ def test_planted_defects_are_caught_with_example_rows(defects):
     assert bad == set(expected)
     for key, examples in expected.items():
         assert results[key].status == "fail" and results[key].failures == 1 and results[key].examples == examples, key
+
+
+def test_stale_tables_fail_freshness_with_their_newest_row(clean):
+    stale = run_checks(dataclasses.replace(clean, quality_freshness_slo_s=1.0), tables=["chat_silver"])
+    freshness = [r for r in stale if r.kind == "freshness"]
+    assert [(r.store, r.status, r.rows_tested, r.failures) for r in freshness] == [("clickhouse", "fail", 0, 1), ("iceberg", "fail", 0, 1)]
+    assert all(r.examples[0]["newest"] == NOW.isoformat() and r.examples[0]["age_s"] > 1 for r in freshness)
 
 
 def test_a_day_scopes_every_check_but_freshness(defects):
