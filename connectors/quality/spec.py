@@ -115,6 +115,11 @@ def parse_checks(document: Any, tables: Iterable[str] | None = None, source: str
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise QualityConfigError(f"{source}: tables declared twice: {', '.join(duplicates)}")
+    for name, checks in declared:
+        seen = [c.name for c in checks]
+        repeated = sorted({n for n in seen if seen.count(n) > 1})
+        if repeated:
+            raise QualityConfigError(f"{source}: table {name}: checks declared twice: {', '.join(repeated)}")
     if tables is None:
         return [c for _, checks in declared for c in checks]
     wanted = list(dict.fromkeys(tables))

@@ -76,6 +76,7 @@ def test_key_event_time_and_stores_come_from_the_catalog():
     ({"name": "game_minute_stats", "key": ["game_id"], "tests": ["unique"]}, "contradicts connectors/catalog.py"),
     ({"name": "t", "stores": ["postgres"]}, "unknown stores"),
     ({"name": "t", "colums": []}, "unknown keys ['colums']"),
+    ({"name": "t", "key": "k", "tests": ["unique"], "columns": [{"name": "k", "tests": ["unique"]}]}, "checks declared twice: unique(k)"),
 ])
 def test_bad_declarations_fail_naming_the_place(table, message):
     with pytest.raises(QualityConfigError, match="table t|table game_minute_stats") as err:
