@@ -33,19 +33,34 @@ def _day(text: str) -> dt.date:
 
 
 def run_check(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors.quality import STORES, QualityConfigError, failed, format_report, run_checks, write_results
+    from connectors.quality import STORES, QualityConfigError, format_report, run_checks
 
     if args.reconcile:
-        return _reconcile(settings, args)
-    try:
-        results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES), day=args.day)
-    except QualityConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        results = _reconcile(settings, args)
+    else:
+        try:
+            results = run_checks(settings, tables=args.table, stores=tuple(args.store or STORES), day=args.day)
+        except QualityConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:
         print(format_report(results))
+    return _record(settings, args, results)
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> list:
+    from connectors import catalog
+    from connectors.quality import reconcile_counts, reconciliation_result
+
+    return [reconciliation_result(reconcile_counts(settings, name, args.reconcile)) for name in args.table or [o.name for o in catalog.OUTPUTS]]
+
+
+def _record(settings: Settings, args: argparse.Namespace, results: list) -> int:
+    """Append the results to quality_results (unless --no-record); exit 1 when any failed."""
+    from connectors.quality import failed, write_results
+
     if not args.no_record:
         try:
             write_results(settings, results)
@@ -53,18 +68,3 @@ def run_check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"warning: results not recorded in ClickHouse quality_results: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}",
                   file=sys.stderr)
     return 1 if failed(results) else 0
-
-
-def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from connectors import catalog
-    from connectors.quality import reconcile_counts
-    from twitch_pipeline.text_table import render_table
-
-    outputs = args.table or [o.name for o in catalog.OUTPUTS]
-    counts = [reconcile_counts(settings, name, args.reconcile) for name in outputs]
-    if args.json:
-        print(json.dumps(counts, indent=2))
-    else:
-        columns = ("output", "day", "kafka", "clickhouse", "iceberg", "match", "detail")
-        print(render_table(columns, [[c[k] if k != "match" else ("yes" if c[k] else "NO") for k in columns] for c in counts]))
-    return 0 if all(c["match"] for c in counts) else 1

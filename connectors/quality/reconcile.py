@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from connectors import catalog
+from connectors.quality.results import FAIL, PASS, CheckResult, TableMissing
 from twitch_pipeline.settings import Settings
 
 DAY = dt.timedelta(days=1)
@@ -46,9 +47,22 @@ def reconcile_counts(settings: Settings, output: str, day: dt.date | str, lookba
     }
 
 
-def _guarded(details: list[str], store: str, count) -> int | None:
-    from connectors.quality.results import TableMissing
+def reconciliation_result(counts: dict[str, Any]) -> CheckResult:
+    """A :func:`reconcile_counts` answer as a check result (store ``kafka+clickhouse+iceberg``), so the counts are
+    reported and recorded in `quality_results` like the declared checks: failures are the largest difference."""
+    stores = [s for s in ("kafka", "clickhouse", "iceberg") if counts[s] is not None and (s != "kafka" or counts["kafka_complete"])]
+    numbers = [counts[s] for s in stores]
+    spread = max(numbers) - min(numbers) if numbers else 0
+    shown = ", ".join(f"{s} {counts[s]}" for s in ("kafka", "clickhouse", "iceberg") if counts[s] is not None)
+    return CheckResult(
+        check=f"reconcile({counts['event_time']} on {counts['day']})", kind="reconcile", table=counts["output"], store="+".join(stores),
+        status=PASS if counts["match"] else FAIL, rows_tested=max(numbers, default=0), failures=spread,
+        examples=[] if counts["match"] else [{s: counts[s] for s in ("kafka", "clickhouse", "iceberg")}],
+        detail="; ".join(d for d in (shown, counts["detail"]) if d),
+    )
 
+
+def _guarded(details: list[str], store: str, count) -> int | None:
     try:
         return count()
     except TableMissing as missing:

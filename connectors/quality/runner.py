@@ -122,11 +122,11 @@ def format_report(results: Sequence[CheckResult]) -> str:
     """A table of every result, then each failure or error with up to 5 example rows, then a summary line."""
     from twitch_pipeline.text_table import render_table
 
-    rows = [(r.status.upper(), r.store, r.table, r.check, r.rows_tested, r.failures, r.detail if r.status != PASS or r.kind == "freshness" else "")
+    rows = [(r.status.upper(), r.store, r.table, r.check, r.rows_tested, r.failures, r.detail if r.status != PASS or r.kind in ("freshness", "reconcile") else "")
             for r in results]
     lines = [render_table(("status", "store", "table", "check", "rows tested", "failures", "detail"), rows)] if rows else []
     for r in failed(results):
-        if r.kind == "freshness" or r.status == ERROR:
+        if r.kind in ("freshness", "reconcile") or r.status == ERROR:
             what = r.detail
         elif r.kind == "unique":
             what = f"{r.failures} key values repeated among {r.rows_tested} rows"

@@ -227,4 +227,7 @@ def test_reconcile_counts_per_day_in_kafka_clickhouse_and_iceberg(stores):
     assert (counts["clickhouse"], counts["match"]) == (3, False)
     cli = run_cli(settings, "check", "--reconcile", day.isoformat(), "--table", "game_minute_stats")
     assert cli.returncode == 1, cli.stderr
-    assert cli.stdout.splitlines()[2].split() == ["game_minute_stats", day.isoformat(), "2", "3", "2", "NO"]
+    assert f"FAIL kafka+clickhouse+iceberg game_minute_stats reconcile(window_end on {day}): kafka 2, clickhouse 3, iceberg 2" in cli.stdout
+    with clickhouse_client(settings) as ch:
+        recorded = ch.query(f"SELECT store, status, rows_tested, failures, examples FROM {RESULTS_TABLE} WHERE kind = 'reconcile'").result_rows
+    assert recorded == [("kafka+clickhouse+iceberg", "fail", 3, 1, '[{"kafka": 2, "clickhouse": 3, "iceberg": 2}]')]

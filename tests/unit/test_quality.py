@@ -14,7 +14,7 @@ from connectors.quality import CheckResult, QualityConfigError, failed, format_r
 from connectors.quality.clickhouse_store import counts_sql, examples_sql, failing, literal
 from connectors.quality.lake_store import duplicates
 from connectors.quality.lake_store import failing as lake_failing
-from connectors.quality.reconcile import _event_day
+from connectors.quality.reconcile import _event_day, reconciliation_result
 from connectors.quality.results import freshness_outcome
 from connectors.quality.spec import Check, parse_checks
 
@@ -187,3 +187,13 @@ def test_event_day_of_a_record():
     assert _event_day(b'{"window_end": "2026-11-21T23:30:00-02:00"}', "window_end") == "2026-11-22"
     assert _event_day(b'{"other": 1}', "window_end") is None
     assert _event_day(b"not json", "window_end") is None
+
+
+def test_reconciliation_as_a_check_result():
+    counts = {"output": "top_streams", "day": "2026-11-29", "event_time": "window_end", "kafka": 10, "kafka_complete": False,
+              "clickhouse": 12, "iceberg": 10, "match": False, "detail": "kafka retention has deleted records that may belong to the day"}
+    result = reconciliation_result(counts)
+    assert (result.check, result.table, result.store, result.status, result.rows_tested, result.failures) == (
+        "reconcile(window_end on 2026-11-29)", "top_streams", "clickhouse+iceberg", "fail", 12, 2)
+    assert result.detail == "kafka 10, clickhouse 12, iceberg 10; kafka retention has deleted records that may belong to the day"
+    assert reconciliation_result({**counts, "kafka_complete": True, "clickhouse": 10, "match": True}).status == "pass"
