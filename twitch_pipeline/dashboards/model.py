@@ -126,7 +126,14 @@ def run_query(client, sql: str, ref_id: str = "A") -> Result:
         missing = code == UNKNOWN_TABLE or "UNKNOWN_TABLE" in text or "Code: 60." in text
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         return Result(ref_id, sql, [], [], first[:500], missing)
-    columns = [{"name": name, "type": t.name, "kind": _kind(t.name)} for name, t in zip(result.column_names, result.column_types)]
+    names_types = [(name, t.name) for name, t in zip(result.column_names, result.column_types)]
+    if not names_types:
+        # An empty result comes without its header over HTTP; the panel still needs its columns' kinds.
+        try:
+            names_types = [(row[0], row[1]) for row in client.query(f"DESCRIBE ({sql})").result_rows]
+        except Exception:  # noqa: BLE001 - an empty panel without a header is still an empty panel
+            names_types = []
+    columns = [{"name": name, "type": type_name, "kind": _kind(type_name)} for name, type_name in names_types]
     rows = [[_jsonable(v) for v in row] for row in result.result_rows]
     return Result(ref_id, sql, columns, rows)
 
