@@ -9,6 +9,7 @@ revokes the token it refused), which neither server can do on demand.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -25,9 +26,10 @@ from aiohttp import ClientSession, web
 
 from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
-from producers.run import RunOptions, run
+from producers.helix import PAGE, HelixPoller, connect_helix
+from producers.run import RunOptions, make_publisher, run
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
-from twitch_pipeline.errors import wait_until
+from twitch_pipeline.errors import ConfigurationError, wait_until
 from twitch_pipeline.platform.process import free_port
 
 pytestmark = pytest.mark.integration
@@ -157,7 +159,7 @@ FAULTS = {("/mock/streams", 2): 429, ("/mock/users", 1): 503, ("/mock/games/top"
 def helix_settings(kafka, proxy: ServerThread, client_id: str, client_secret: str, **overrides):
     return dataclasses.replace(kafka, twitch_client_id=client_id, twitch_client_secret=client_secret,
                                twitch_api_url=proxy.url("/mock/"), twitch_auth_url=proxy.url("/auth/"),
-                               twitch_poll_interval_s=0.5, heartbeat_interval_s=0.5, twitch_top_games=20, **overrides)
+                               **{"twitch_poll_interval_s": 0.5, "heartbeat_interval_s": 0.5, "twitch_top_games": 20, **overrides})
 
 
 def test_poller_against_local_helix(kafka):
@@ -182,13 +184,17 @@ def test_poller_against_local_helix(kafka):
         event = json.loads(msg.value())
         assert not violations(msg.topic(), event)
         by_topic.setdefault(msg.topic(), []).append((msg, event))
-    snapshots = [e for _, e in by_topic["game_streams"]]
-    polls = sorted({e["data_retrieved_at"] for e in snapshots})
-    assert len(polls) == 2
+    # each snapshot carries the time its page was fetched; the second poll's pages all come after the first's
+    snapshots = sorted((e for _, e in by_topic["game_streams"]), key=lambda e: e["data_retrieved_at"])
+    polls = [snapshots[:STREAMS], snapshots[STREAMS:]]
     for poll in polls:  # every stream exactly once per poll, although Helix repeated some across pages
-        assert sorted(e["stream_id"] for e in snapshots if e["data_retrieved_at"] == poll) == sorted(s["id"] for s in helix.streams)
+        assert sorted(e["stream_id"] for e in poll) == sorted(s["id"] for s in helix.streams)
+        assert len({e["data_retrieved_at"] for e in poll}) == math.ceil(STREAMS / PAGE), "one time per page"
     assert len({e["event_id"] for e in snapshots}) == 2 * STREAMS
-    first = {e["stream_id"]: e for e in snapshots if e["data_retrieved_at"] == polls[0]}["90000"]
+    # profiles and games carry their poll's start: the temporal join downstream finds them for every snapshot
+    dimensions = sorted(e["data_retrieved_at"] for topic in ("twitch_users", "twitch_games") for _, e in by_topic[topic])
+    assert dimensions[-1] < polls[0][0]["data_retrieved_at"]
+    first = {e["stream_id"]: e for e in polls[0]}["90000"]
     assert (first["viewer_count"], first["started_at"], first["is_mature"], first["tags"]) == (100000, "2026-11-21T09:00:00.000Z", True, ["English"])
     # profiles and games were in Kafka before the first snapshot that needs them
     first_snapshot = min(m.timestamp()[1] for m, _ in by_topic["game_streams"])
@@ -198,6 +204,103 @@ def test_poller_against_local_helix(kafka):
     assert proxy_app.token_requests == 2
     # pacing by the Ratelimit headers: many more calls than one bucket, yet Helix never had to refuse one
     assert sum(proxy_app.calls.values()) > 2 * helix.bucket and helix.organic_429 == 0
+
+
+def serve(faults: dict[tuple[str, int], int] | None = None) -> tuple[LocalHelix, ServerThread, FaultProxy, ServerThread]:
+    helix = LocalHelix()
+    upstream = ServerThread(helix.app())
+    proxy_app = FaultProxy(upstream.url(), faults or {})
+    return helix, upstream, proxy_app, ServerThread(proxy_app.app())
+
+
+async def poll_until(settings, until, **client_options) -> HelixPoller:
+    """The poller as `produce` runs it (real client, real publisher into Kafka) until ``until(poller)`` holds."""
+    twitch = await connect_helix(settings, **client_options)
+    poller = HelixPoller(twitch, make_publisher(settings, RunOptions(source="twitch")), settings)
+    done = asyncio.Event()
+
+    async def watch():
+        while not done.is_set():
+            if until(poller):
+                done.set()
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await poller.run(done)
+    finally:
+        done.set()
+        await watcher
+        poller.publisher.flush()
+        await twitch.close()
+    return poller
+
+
+@pytest.mark.parametrize("api_path,wanted", [("/wrong/", "404 Not Found"), (None, "not an http(s) URL")])
+def test_a_wrong_api_url_ends_the_run_at_once_with_one_line_naming_the_setting(kafka, api_path, wanted):
+    helix, upstream, _, proxy = serve()
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        api_url = proxy.url(api_path) if api_path else proxy.url("/mock/").removeprefix("http://")
+        began = time.monotonic()
+        with pytest.raises(ConfigurationError) as err:
+            run(dataclasses.replace(settings, twitch_api_url=api_url), RunOptions(source="twitch"), out=None)
+    finally:
+        proxy.stop()
+        upstream.stop()
+    message = str(err.value)
+    assert wanted in message and "TWITCH_PIPELINE_TWITCH_API_URL" in message and "\n" not in message
+    assert time.monotonic() - began < 10, "no retries: waiting cannot fix a wrong URL"
+
+
+def test_a_stop_request_ends_a_retry_wait_at_once(kafka):
+    helix, upstream, proxy_app, proxy = serve({("/mock/games/top", n): 503 for n in range(1, 100)})
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        stop_requested: list[float] = []
+
+        def second_attempt_failed(poller) -> bool:  # the client is now waiting 2-4 s before its third attempt
+            if proxy_app.calls.get("/mock/games/top", 0) >= 2 and not stop_requested:
+                stop_requested.append(time.monotonic())
+            return bool(stop_requested)
+
+        poller = asyncio.run(poll_until(settings, second_attempt_failed))
+        stopped_after = time.monotonic() - stop_requested[0]
+    finally:
+        proxy.stop()
+        upstream.stop()
+    assert stopped_after < 1.0 and poller.stats.skipped == 0 and proxy_app.calls["/mock/games/top"] == 2
+
+
+def test_skipped_polls_retries_and_rate_limit_waits_are_counted(kafka):
+    # the first poll fails on every attempt; later polls meet a 429 and wait on the rate-limit headers
+    helix, upstream, proxy_app, proxy = serve({**{("/mock/games/top", n): 503 for n in (1, 2, 3)}, ("/mock/streams", 2): 429})
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        before = end_offsets(kafka)
+        poller = asyncio.run(poll_until(settings, lambda p: p.stats.complete >= 2, max_attempts=3, backoff_base_s=0.05))
+        snapshots = [m for m in read_since(kafka, before) if m.topic() == "game_streams" and m.key() != HEARTBEAT_KEY]
+    finally:
+        proxy.stop()
+        upstream.stop()
+    stats = poller.stats
+    assert (stats.polls, stats.skipped, stats.complete) == (3, 1, 2) and not poller.every_poll_failed
+    assert poller.twitch.retries == {"503": 3, "429": 1} and poller.twitch.rate.waits > 0
+    assert len(snapshots) == 2 * STREAMS
+    line = poller.summary()
+    assert line.startswith("helix: 3 polls, 2 complete, 1 skipped") and "retries: 1 x 429, 3 x 503" in line
+    assert f"rate-limit waits: {poller.twitch.rate.waits} (" in line and "still failing after 3 attempts (503)" in line
+
+
+def test_a_run_in_which_every_poll_failed_says_so(kafka):
+    helix, upstream, _, proxy = serve({("/mock/games/top", n): 503 for n in range(1, 100)})
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        poller = asyncio.run(poll_until(settings, lambda p: p.stats.skipped >= 2, max_attempts=2, backoff_base_s=0.05))
+    finally:
+        proxy.stop()
+        upstream.stop()
+    assert poller.every_poll_failed and poller.stats.complete == 0 and poller.twitch.health.state == "waiting for the Helix API"
 
 
 @pytest.mark.skipif(not TWITCH_CLI.is_file(), reason=f"Twitch CLI not installed at {TWITCH_CLI} (`make twitch-cli`)")
