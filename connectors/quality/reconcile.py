@@ -47,7 +47,7 @@ def reconcile_counts(settings: Settings, output: str, day: dt.date | str, lookba
     }
 
 
-def reconciliation_result(counts: dict[str, Any]) -> CheckResult:
+def reconciliation_result(counts: dict[str, Any], run_at: dt.datetime | None = None, run_id: str = "") -> CheckResult:
     """A :func:`reconcile_counts` answer as a check result (store ``kafka+clickhouse+iceberg``), so the counts are
     reported and recorded in `quality_results` like the declared checks: failures are the largest difference."""
     stores = [s for s in ("kafka", "clickhouse", "iceberg") if counts[s] is not None and (s != "kafka" or counts["kafka_complete"])]
@@ -58,7 +58,7 @@ def reconciliation_result(counts: dict[str, Any]) -> CheckResult:
         check=f"reconcile({counts['event_time']} on {counts['day']})", kind="reconcile", table=counts["output"], store="+".join(stores),
         status=PASS if counts["match"] else FAIL, rows_tested=max(numbers, default=0), failures=spread,
         examples=[] if counts["match"] else [{s: counts[s] for s in ("kafka", "clickhouse", "iceberg")}],
-        detail="; ".join(d for d in (shown, counts["detail"]) if d),
+        detail="; ".join(d for d in (shown, counts["detail"]) if d), run_at=run_at or dt.datetime.now(dt.timezone.utc), run_id=run_id,
     )
 
 

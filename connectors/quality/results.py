@@ -48,6 +48,11 @@ class CheckResult:
         out["run_at"] = self.run_at.isoformat()
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+        """The inverse of :meth:`to_dict` (results passed between Airflow tasks as JSON)."""
+        return cls(**{**data, "run_at": dt.datetime.fromisoformat(data["run_at"])})
+
 
 def jsonable(value: Any) -> Any:
     """A cell of an example row as JSON can carry it (timestamps as ISO-8601, NaN as a string)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import pyarrow as pa
 import pytest
@@ -180,6 +181,7 @@ def test_report_shows_each_failure_with_examples_and_a_summary():
     assert report.endswith("4 checks: 1 passed, 1 failed, 1 errors, 1 skipped")
     assert [r.status for r in failed(results)] == ["fail", "error"]
     assert results[0].to_dict()["run_at"] == "2026-11-29T00:00:00+00:00"
+    assert [CheckResult.from_dict(json.loads(json.dumps(r.to_dict()))) for r in results] == results
 
 
 def test_event_day_of_a_record():
@@ -197,3 +199,5 @@ def test_reconciliation_as_a_check_result():
         "reconcile(window_end on 2026-11-29)", "top_streams", "clickhouse+iceberg", "fail", 12, 2)
     assert result.detail == "kafka 10, clickhouse 12, iceberg 10; kafka retention has deleted records that may belong to the day"
     assert reconciliation_result({**counts, "kafka_complete": True, "clickhouse": 10, "match": True}).status == "pass"
+    stamped = reconciliation_result(counts, run_at=dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc), run_id="manual__1")
+    assert (stamped.run_at.day, stamped.run_id) == (29, "manual__1")
