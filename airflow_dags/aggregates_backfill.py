@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from airflow.exceptions import AirflowSkipException
 from airflow.providers.apache.flink.operators.flink_kubernetes import FlinkKubernetesOperator
 from airflow.sdk import DAG, Param, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_dags.common import DEFAULT_ARGS, KUBERNETES_CONN_ID, START_DATE, TAGS
 

@@ -20,6 +20,7 @@ from airflow_dags.common import DEFAULT_ARGS, KUBERNETES_CONN_ID, START_DATE, TA
 from connectors import catalog
 
 PARAMS = {
+    "jobs": Param("", type="string", description="Comma-separated streaming jobs to deploy; empty means all of them."),
     "target": Param("", type="string", enum=["", *TARGETS], description="Empty means the TWITCH_PIPELINE_AIRFLOW_FLINK_TARGET setting."),
     "image": Param("twitch-pipeline:latest", type="string", description="Container image of the Flink jobs (Kubernetes target)."),
     "namespace": Param("twitch-pipeline", type="string", description="Namespace of the FlinkDeployments (Kubernetes target)."),
@@ -35,12 +36,19 @@ def _target(params) -> str:
 def job_group(job: catalog.Job) -> TaskGroup:
     with TaskGroup(job.name) as group:
 
-        @task.branch(task_id="plan")
-        def plan(params=None, ti=None) -> str:
+        # none_failed: a job left out by the `jobs` param skips its group, and the next job's group still runs.
+        @task.branch(task_id="plan", trigger_rule="none_failed")
+        def plan(params=None, ti=None) -> str | None:
             """Local submit, Kubernetes create or Kubernetes upgrade; pushes the manifest for the latter two."""
             from airflow_dags import flink_targets
             from airflow_dags.common import settings
 
+            selected = [j.strip() for j in params["jobs"].split(",") if j.strip()]
+            unknown = set(selected) - {j.name for j in catalog.streaming_jobs()}
+            if unknown:
+                raise ValueError(f"no streaming job named {', '.join(sorted(unknown))} in connectors/catalog.py")
+            if selected and job.name not in selected:
+                return None
             if _target(params) == "local":
                 return f"{job.name}.submit_local"
             manifest = flink_targets.render(settings(), job, image=params["image"], namespace=params["namespace"])

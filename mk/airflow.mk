@@ -22,9 +22,10 @@ install: airflow-venv
 airflow: airflow-venv python
 	@mkdir -p $(AIRFLOW_HOME_DIR)
 	@AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/airflow_dags AIRFLOW__CORE__LOAD_EXAMPLES=false \
-		TWITCH_PIPELINE_CLI=$(CURDIR)/$(CLI) $(AIRFLOW_VENV)/bin/airflow standalone
+		$(AIRFLOW_VENV)/bin/airflow standalone
 
-airflow-test: airflow-venv python
+# The platform tests start Kafka, Flink, ClickHouse through the main venv's CLI: they need its venv and the jars.
+airflow-test: airflow-venv python jars
 	@$(AIRFLOW_PY) -m pytest -ra --confcutdir=tests/airflow tests/airflow $(AIRFLOW_PYTEST_ARGS)
 
 TEST_EXTRA += airflow-test

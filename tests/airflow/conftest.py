@@ -55,3 +55,15 @@ def pipeline_env(monkeypatch):
             monkeypatch.setenv(key, value)
 
     return apply
+
+
+@pytest.fixture(scope="session")
+def run_dags():
+    """The DAGs for `dag.test()` runs, without retries: a failing task fails the run now, not after its retry delays."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            task.retries = 0
+    return bag.dags

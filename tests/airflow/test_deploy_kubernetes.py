@@ -79,17 +79,17 @@ def fake_kubernetes(tmp_path, monkeypatch):
         yield fake
 
 
-def run_deploy(dagbag, image: str):
-    dag = dagbag.dags["flink_deploy"]
+def run_deploy(run_dags, image: str):
+    dag = run_dags["flink_deploy"]
     run = dag.test(run_conf={"target": "kubernetes", "image": image, "namespace": NAMESPACE})
     failed = [(ti.task_id, ti.state) for ti in run.get_task_instances() if ti.state not in ("success", "skipped")]
     return run, failed
 
 
-def test_deploy_creates_then_upgrades_through_a_savepoint(airflow_db, dagbag, fake_kubernetes):
+def test_deploy_creates_then_upgrades_through_a_savepoint(airflow_db, run_dags, fake_kubernetes):
     names = [m["metadata"]["name"] for m in deploy_manifests()]
 
-    run, failed = run_deploy(dagbag, "registry.example/twitch-pipeline:1")
+    run, failed = run_deploy(run_dags, "registry.example/twitch-pipeline:1")
     assert run.state == "success", failed
     created = [body for path, body in fake_kubernetes.calls("POST")]
     assert [b["metadata"]["name"] for b in created] == names
@@ -99,7 +99,7 @@ def test_deploy_creates_then_upgrades_through_a_savepoint(airflow_db, dagbag, fa
         status = fake_kubernetes.objects[(NAMESPACE, name)]["status"]
         assert (status["jobStatus"]["state"], status["lifecycleState"]) == ("RUNNING", "STABLE")
 
-    run, failed = run_deploy(dagbag, "registry.example/twitch-pipeline:2")
+    run, failed = run_deploy(run_dags, "registry.example/twitch-pipeline:2")
     assert run.state == "success", failed
     assert len(fake_kubernetes.calls("POST")) == len(names), "an existing deployment must be patched, not created (409)"
     patches = fake_kubernetes.calls("PATCH")
@@ -113,12 +113,12 @@ def test_deploy_creates_then_upgrades_through_a_savepoint(airflow_db, dagbag, fa
         assert obj["status"]["jobStatus"]["state"] == "RUNNING"
 
     # Same image again: nothing changes, the DAG still succeeds (re-running a deploy is a no-op).
-    run, failed = run_deploy(dagbag, "registry.example/twitch-pipeline:2")
+    run, failed = run_deploy(run_dags, "registry.example/twitch-pipeline:2")
     assert run.state == "success", failed
     assert all(fake_kubernetes.objects[(NAMESPACE, n)]["metadata"]["generation"] == 2 for n in names)
 
 
-def test_a_failed_deployment_fails_the_run(airflow_db, dagbag, fake_kubernetes):
+def test_a_failed_deployment_fails_the_run(airflow_db, run_dags, fake_kubernetes):
     from airflow_dags import flink_targets
 
     resource = {"metadata": {"name": "x", "generation": 1}, "status": {"observedGeneration": 1, "lifecycleState": "FAILED", "error": "image pull"}}
