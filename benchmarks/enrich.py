@@ -7,18 +7,24 @@ watermark lateness) unless stated.
 
 * throughput: 2k profiles and 200 games are published, then a backlog of game_streams snapshots (5k
   streams polled once a minute of event time, every owner and game known, ~10 % re-sent with the same
-  event_id) and the job runs bounded over it. Flink's own job duration includes scheduling,
-  deployment and operator start-up; the corrected rate counts from the moment the last subtask was
-  RUNNING (the REST API's per-subtask state times) to the end, final checkpoint and commits included.
-  The `flink run` client (JVM, Python, planning: tens of seconds here) is reported apart. Operators'
-  busy/back-pressured time is sampled while the job runs: the busiest one is the bottleneck. The lake
-  must then hold exactly the unique events.
+  event_id) and the job runs bounded over it, once per SQL variant on the same backlog and platform:
+  the current SQL (each record parsed once) and, for comparison, the earlier one that called
+  JSON_VALUE per field (benchmarks/enrich_streams_json_value.sql). Flink's own job duration includes
+  scheduling, deployment and operator start-up; the corrected rate counts from the moment the last
+  subtask was RUNNING (the REST API's per-subtask state times) to the end, final checkpoint and commits
+  included. The `flink run` client (JVM, Python, planning: tens of seconds here) is reported apart.
+  Operators' busy/back-pressured time is sampled while the job runs: the busiest one is the bottleneck.
+  Each run must add exactly the unique events to the lake and to the Kafka output (late ones aside).
+* producer disorder: the synthetic source runs in real time into Kafka, and every partition is read
+  back: how far each record's event time lies behind the latest one before it on its partition (what
+  the watermark lateness must cover; Flink's Kafka source keeps a watermark per partition, so the
+  interleaving of partitions does not count), and how long after its event time it was written.
 * latency: the streaming job runs; snapshots are produced at a steady rate with
   ``data_retrieved_at`` = now, heartbeats go to every partition of the three input topics every
   second, and a read_committed consumer notes when each event_id becomes visible. A snapshot can only
   leave the event-time temporal join once the watermark (max event time - lateness) has passed it,
   and the exactly-once sink only exposes it at the next checkpoint commit: latency ~ lateness + up to
-  one checkpoint interval. The same run with short knobs shows the effect.
+  one checkpoint interval. The same run at the short knobs shows the effect.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import json
 import math
 import os
 import random
@@ -46,6 +53,8 @@ from flink_jobs.enrich import JOB_NAME
 from flink_jobs.runtime import sql_params
 from producers.contracts import encode, iso_ms, stream_event_id, violations
 from producers.heartbeat import emit_heartbeats
+from producers.run import RunOptions
+from producers.run import run as run_source
 from twitch_pipeline.errors import wait_until
 from twitch_pipeline.jobs import ACTIVE, find_active, stop_with_savepoint, submit
 from twitch_pipeline.platform.flink import Flink
@@ -63,6 +72,10 @@ LATENCY_SECONDS = 90  # measured, after the warm-up
 LATENCY_WARMUP_S = 10
 FAST_KNOBS = {"watermark_lateness_s": 2.0, "checkpoint_interval_s": 1.0}
 FAST_SECONDS = 30
+# The SQL variants timed on the same backlog: the current one first, so JIT warm-up favours the earlier one.
+VARIANTS = {"parse_once": None, "json_value_per_field": Path(__file__).with_name("enrich_streams_json_value.sql")}
+DISORDER_SECONDS = 75
+DISORDER_POLL_INTERVAL_S = 15.0  # several polls of the synthetic source within the measurement
 INPUT_TOPICS = ("game_streams", "twitch_users", "twitch_games")
 OUTPUT_TOPIC = "game_streams_enriched"
 
@@ -238,22 +251,32 @@ def cpu_seconds(process: ManagedProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bounded_run(settings: Settings) -> dict[str, Any]:
-    """Run the job bounded over what game_streams holds past the group's offsets; time it from Flink's view."""
+def bounded_run(settings: Settings, args: list[str]) -> dict[str, Any]:
+    """Run the job bounded over all game_streams holds; time it from Flink's view.
+
+    The TaskManager's CPU time is also taken from the first sample that sees every task running to the
+    end: the processing, without deployment.
+    """
     flink = Flink(settings)
     samples: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     taskmanager = flink.processes[1]
     cpu_before = cpu_seconds(taskmanager)
+    cpu_running: tuple[float, float] | None = None  # (monotonic time, TaskManager CPU s) when all tasks ran
     began = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
-        submitted = pool.submit(submit, settings, JOB_NAME, ["--bounded"])
+        submitted = pool.submit(submit, settings, JOB_NAME, ["--bounded", *args])
         while not wait([submitted], timeout=3).done:  # sample every 3 s until `flink run` returns
             running = find_active(settings, JOB_NAME)
             if running is not None and running["state"] == "RUNNING":
+                if cpu_running is None and all(v["status"] == "RUNNING" for v in flink.rest(f"/jobs/{running['id']}")["vertices"]):
+                    cpu_running = (time.monotonic(), cpu_seconds(taskmanager))
                 _sample_load(flink, running["id"], samples)
         job_id = submitted.result()
     wall_s = time.monotonic() - began
-    taskmanager_cpu_s = cpu_seconds(taskmanager) - cpu_before
+    cpu_end = cpu_seconds(taskmanager)
+    taskmanager_cpu_s = cpu_end - cpu_before
+    processing_cpu_s = cpu_end - cpu_running[1] if cpu_running else float("nan")
+    processing_wall_s = time.monotonic() - cpu_running[0] if cpu_running else float("nan")
     job: dict[str, Any] = {}
 
     def ended() -> bool:  # the REST API caches job details for a few seconds (web.refresh-interval)
@@ -268,30 +291,44 @@ def bounded_run(settings: Settings) -> dict[str, Any]:
     load = {name[:90]: {"busy_ms_per_s": round(statistics.mean(b for b, _ in s)), "backpressured_ms_per_s": round(statistics.mean(p for _, p in s))}
             for name, s in samples.items()}
     return {"job_id": job_id, "submit_wall_s": wall_s, "taskmanager_cpu_s": taskmanager_cpu_s, "job_s": job["duration"] / 1000,
+            "processing_cpu_s": processing_cpu_s, "processing_wall_s": processing_wall_s,
             "running_to_end_s": (job["end-time"] - all_running) / 1000, "operator_load": load,
             "restarts_or_failures": len(flink.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", []))}
 
 
 def lake_rows(settings: Settings) -> int:
-    table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{OUTPUT_TOPIC}")
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:  # the job creates the table on its first run
+        table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{OUTPUT_TOPIC}")
+    except NoSuchTableError:
+        return 0
     snapshot = table.current_snapshot()
     return int(snapshot.summary["total-records"]) if snapshot else 0
 
 
 def throughput(settings: Settings, world: World) -> dict[str, Any]:
+    """One backlog, each SQL variant run bounded over all of it: rates and the exactly-once counts of each."""
     check_contracts(world)
     publish_dimensions(settings, world)
-    start_job_at_end_of_input(settings)
     unique, produce_s = produce_backlog(settings, world, EVENTS, seed=2)
-    run = bounded_run(settings)
-    lake, late = lake_rows(settings), committed_records(settings, "late_events")
+    result: dict[str, Any] = {"events": EVENTS, "unique_events": unique, "producer_events_per_s": round(EVENTS / produce_s)}
+    for name, sql in VARIANTS.items():
+        result[name] = variant_run(settings, unique, ["--sql", str(sql)] if sql else [])
+    return result
+
+
+def variant_run(settings: Settings, unique: int, args: list[str]) -> dict[str, Any]:
+    """The bounded job over the whole backlog: each run adds every unique event once (to the lake and the topic)."""
+    before = lake_rows(settings), committed_records(settings, "late_events"), committed_records(settings, OUTPUT_TOPIC)
+    run = bounded_run(settings, args)
+    lake, late, kafka = (after - earlier for after, earlier in zip(
+        (lake_rows(settings), committed_records(settings, "late_events"), committed_records(settings, OUTPUT_TOPIC)), before))
     return {
-        "events": EVENTS,
-        "unique_events": unique,
         "lake_rows_written": lake,
+        "kafka_rows_written": kafka,
         "late_events_written": late,
-        "lake_plus_late_equals_unique": lake + late == unique,
-        "producer_events_per_s": round(EVENTS / produce_s),
+        "exactly_once": lake + late == unique and kafka + late == unique,
         "bounded_job_s": round(run["job_s"], 1),
         "events_per_s_raw": round(EVENTS / run["job_s"]),
         "all_tasks_running_to_end_s": round(run["running_to_end_s"], 1),
@@ -299,10 +336,74 @@ def throughput(settings: Settings, world: World) -> dict[str, Any]:
         "job_start_up_s": round(run["job_s"] - run["running_to_end_s"], 1),
         "flink_run_client_s": round(run["submit_wall_s"] - run["job_s"], 1),
         "taskmanager_cpu_s": round(run["taskmanager_cpu_s"], 1),
-        "events_per_taskmanager_cpu_s": round(EVENTS / run["taskmanager_cpu_s"]),
+        "taskmanager_cpu_s_processing": round(run["processing_cpu_s"], 1),
+        "taskmanager_cores_used_processing": round(run["processing_cpu_s"] / run["processing_wall_s"], 2),
+        "events_per_taskmanager_cpu_s": round(EVENTS / run["processing_cpu_s"]),
         "operator_load": run["operator_load"],
         "restarts_or_failures": run["restarts_or_failures"],
     }
+
+
+# ------------------------------------------------------------------------------------------- producer disorder
+def _event_time_ms(topic: str, value: bytes) -> int | None:
+    """The event time the jobs use: sent_at for chat messages (a heartbeat's data_retrieved_at), else data_retrieved_at."""
+    from datetime import datetime
+
+    try:
+        event = json.loads(value)
+        stamp = event.get("sent_at") or event["data_retrieved_at"]
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def producer_disorder(settings: Settings) -> dict[str, Any]:
+    """The synthetic source in real time for DISORDER_SECONDS; per topic, each partition read back in order.
+
+    behind_ms: how far a record's event time is behind the latest event time before it on its partition
+    (0 when in order); a watermark lateness below the maximum would class such records late.
+    written_after_event_ms: Kafka's record timestamp minus the event time (the source's own delay).
+    """
+    source = dataclasses.replace(settings, twitch_poll_interval_s=DISORDER_POLL_INTERVAL_S)
+    stop = threading.Event()
+    runner = threading.Thread(target=run_source, args=(source, RunOptions()), kwargs={"out": None, "stop": stop}, daemon=True)
+    runner.start()
+    time.sleep(DISORDER_SECONDS)  # the measurement window itself, not a wait for a result
+    stop.set()
+    runner.join(60)
+    consumer = Consumer(client_config(settings, **{"group.id": "bench-enrich-disorder", "enable.auto.commit": False}))
+    result: dict[str, Any] = {"seconds": DISORDER_SECONDS, "poll_interval_s": DISORDER_POLL_INTERVAL_S}
+    try:
+        for topic in (*INPUT_TOPICS, "chat_messages"):
+            behind: list[int] = []
+            written_after: list[int] = []
+            for end in _end_offsets(consumer, topic):
+                consumer.assign([TopicPartition(topic, end.partition, OFFSET_BEGINNING)])
+                latest, read = None, 0
+                while read < end.offset:
+                    for msg in consumer.consume(1000, timeout=1):
+                        if msg.error() is not None:
+                            continue
+                        read = msg.offset() + 1
+                        at = _event_time_ms(topic, msg.value())
+                        if at is None:
+                            continue
+                        latest = at if latest is None else max(latest, at)
+                        behind.append(latest - at)
+                        written_after.append(msg.timestamp()[1] - at)
+            behind.sort()
+            written_after.sort()
+            result[topic] = {"records": len(behind), "out_of_order": sum(1 for b in behind if b > 0),
+                             "behind_ms": _quantiles(behind), "written_after_event_ms": _quantiles(written_after)}
+    finally:
+        consumer.close()
+    return result
+
+
+def _quantiles(ordered: list[int]) -> dict[str, int]:
+    if not ordered:
+        return {}
+    return {f"p{round(q * 100)}": ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99, 0.999)} | {"max": ordered[-1]}
 
 
 # ------------------------------------------------------------------------------------------- latency
@@ -340,7 +441,8 @@ def _percentiles(delays: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {"p50_s": round(at(0.50), 2), "p99_s": round(at(0.99), 2), "max_s": round(ordered[-1], 2), "min_s": round(ordered[0], 2)}
+    return {"p50_s": round(at(0.50), 2), "p95_s": round(at(0.95), 2), "p99_s": round(at(0.99), 2), "max_s": round(ordered[-1], 2),
+            "min_s": round(ordered[0], 2)}
 
 
 def latency(settings: Settings, world: World, seconds: float, seed: int) -> dict[str, Any]:
@@ -425,6 +527,7 @@ def main() -> dict:
         result["latency_fast_knobs"] = latency(dataclasses.replace(settings, **FAST_KNOBS), world, FAST_SECONDS, seed=4)
         result["taskmanager_rss_mb_end"] = flink.processes[1].rss_mb()
         result["jobmanager_rss_mb_end"] = flink.processes[0].rss_mb()
+        result["producer_disorder"] = producer_disorder(settings)  # last: it writes the synthetic world into the input topics
         result["load_average_1_5_15_at_end"] = [round(x, 1) for x in os.getloadavg()]
         result["logs"] = log_errors(settings)
         result["run_dir"] = str(settings.run_path)

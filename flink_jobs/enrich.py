@@ -8,6 +8,7 @@ the very same SQL as the streaming job.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from connectors.kafka import partition_count
 from connectors.topics import heartbeat_keys
@@ -31,6 +32,8 @@ def enrich_params(settings: Settings, bounded: bool) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=JOB_NAME, description=__doc__)
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets present at start (backfill/test)")
+    # Benchmarks run an earlier variant of the SQL side by side with the current one.
+    parser.add_argument("--sql", type=Path, default=None, help="run this SQL file instead of sql/enrich_streams.sql")
     args = parser.parse_args(argv)
     settings = load_settings()
     env = table_env(settings, JOB_NAME, bounded=args.bounded)
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
     # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
     env.get_config().set("state.backend.type", "hashmap")
-    result = execute_script(env, "enrich_streams", enrich_params(settings, args.bounded))
+    result = execute_script(env, args.sql or "enrich_streams", enrich_params(settings, args.bounded))
     if args.bounded and result is not None:
         result.wait()
 

@@ -94,17 +94,19 @@ def interval_literal(seconds: float) -> str:
     return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}' DAY TO SECOND(3)"
 
 
-def load_sql(name: str, params: dict[str, str]) -> list[str]:
-    """Statements of ``sql/<name>.sql`` with ``${param}`` substituted; comments and blanks dropped."""
+def load_sql(name: str | Path, params: dict[str, str]) -> list[str]:
+    """Statements of ``sql/<name>.sql`` (or of the file at a path) with ``${param}`` substituted; comments and blanks dropped."""
+    path = name if isinstance(name, Path) else SQL_DIR / f"{name}.sql"
+
     def value(match: re.Match) -> str:
         if match.group(1) not in params:
-            raise KeyError(f"{name}.sql uses ${{{match.group(1)}}}, which is not a known parameter")
+            raise KeyError(f"{path.name} uses ${{{match.group(1)}}}, which is not a known parameter")
         return params[match.group(1)]
 
-    return split_statements(re.sub(r"\$\{(\w+)\}", value, (SQL_DIR / f"{name}.sql").read_text()))
+    return split_statements(re.sub(r"\$\{(\w+)\}", value, path.read_text()))
 
 
-def execute_script(env: "TableEnvironment", name: str, params: dict[str, str]) -> "TableResult | None":
+def execute_script(env: "TableEnvironment", name: str | Path, params: dict[str, str]) -> "TableResult | None":
     """Run DDL statements directly and collect every INSERT into one statement set (one job)."""
     inserts: "StatementSet" = env.create_statement_set()
     has_insert = False

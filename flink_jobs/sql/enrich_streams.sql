@@ -1,25 +1,28 @@
 -- Enrichment: game_streams ⨝ twitch_users ⨝ twitch_games as of each snapshot, deduplicated exactly once.
 --
--- Typed values use TRY_CAST(JSON_VALUE(...)): Flink 2.0's JSON_VALUE ... RETURNING throws on a missing path
--- (BOOLEAN) or a value of another type (INT), which would turn one bad record into a failing job.
--- Sources read raw bytes and parse the JSON here, so nothing is lost to a format's "ignore parse errors":
--- each record is a valid event, a heartbeat (moves event time only), or a dead letter with a reason.
--- Event time is data_retrieved_at; a record without a usable one gets the epoch, which never moves a
--- watermark forward and is routed to the dead letters anyway.
+-- Sources read raw bytes and each record is parsed once, by the project's json_object_fields function
+-- (jvm/: a record's problem, its top-level scalars and arrays by name), so nothing is lost to a format's
+-- "ignore parse errors": each record is a valid event, a heartbeat (moves event time only), or a dead letter
+-- with a reason. (Flink 2.0's JSON_VALUE parses the whole document on every call: twenty fields were twenty
+-- parses.) Typed values use TRY_CAST, so one bad field makes a dead letter, not a failing job.
+-- Event time is data_retrieved_at, read where the watermark is declared by JSON_SCALAR (a token scan); a record
+-- without a usable one gets the epoch, which never moves a watermark forward and is routed to the dead letters.
 -- Heartbeats of game_streams travel with the snapshots through dedup and the temporal joins and are relayed
 -- to every partition of game_streams_enriched (under one key per partition, chosen by the driver), so jobs
 -- reading that topic drain when the producers stop.
 
+CREATE TEMPORARY FUNCTION json_object_fields AS 'io.twitchpipeline.flink.JsonObjectFields' LANGUAGE JAVA;
+CREATE TEMPORARY FUNCTION json_scalar AS 'io.twitchpipeline.flink.JsonScalar' LANGUAGE JAVA;
+
 -- ------------------------------------------------------------------------------------------- sources
 CREATE TEMPORARY TABLE game_streams_source (
   raw_value BYTES,
-  payload AS DECODE(raw_value, 'UTF-8'),
   src_topic STRING METADATA FROM 'topic' VIRTUAL,
   src_partition INT METADATA FROM 'partition' VIRTUAL,
   src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   proc_time AS PROCTIME(),
   event_time AS COALESCE(
-    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
+    TO_TIMESTAMP(REPLACE(REPLACE(json_scalar(raw_value, 'data_retrieved_at'), 'T', ' '), 'Z', '')),
     TIMESTAMP '1970-01-01 00:00:00'),
   WATERMARK FOR event_time AS event_time - ${lateness}
 ) WITH (
@@ -86,79 +89,71 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
 ) PARTITIONED BY (retrieved_date) WITH ('format-version' = '2');
 
 -- ------------------------------------------------------------------------------------------- parsing
+-- doc.fields: the record's top-level scalars (JSON_VALUE's text of each), doc.lists: its arrays (elements
+-- comma-joined). The record's own problem (empty, oversized, invalid UTF-8, invalid JSON) comes first.
 CREATE TEMPORARY VIEW game_streams_parsed AS
 SELECT
-  raw_value, payload, src_topic, src_partition, src_offset, proc_time, event_time,
-  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
-  JSON_VALUE(payload, '$.event_id') AS event_id,
-  JSON_VALUE(payload, '$.stream_id') AS stream_id,
-  JSON_VALUE(payload, '$.stream_id') || '@' || JSON_VALUE(payload, '$.data_retrieved_at') AS snapshot_key,
-  JSON_VALUE(payload, '$.user_id') AS user_id,
-  JSON_VALUE(payload, '$.user_login') AS user_login,
-  JSON_VALUE(payload, '$.user_name') AS user_name,
-  JSON_VALUE(payload, '$.game_id') AS game_id,
-  JSON_VALUE(payload, '$.game_name') AS game_name,
-  JSON_VALUE(payload, '$.stream_type') AS stream_type,
-  JSON_VALUE(payload, '$.title') AS title,
-  TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) AS viewer_count,
-  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) AS started_at,
-  JSON_VALUE(payload, '$.language') AS `language`,
-  TRY_CAST(JSON_VALUE(payload, '$.is_mature') AS BOOLEAN) AS is_mature,
-  REGEXP_REPLACE(JSON_QUERY(payload, '$.tags' WITH CONDITIONAL ARRAY WRAPPER), '[\[\]"]', '') AS tags,
+  raw_value, src_topic, src_partition, src_offset, proc_time, event_time,
+  COALESCE(doc.fields['heartbeat'] = 'true', FALSE) AS is_heartbeat,
+  doc.fields['event_id'] AS event_id,
+  doc.fields['stream_id'] AS stream_id,
+  doc.fields['stream_id'] || '@' || doc.fields['data_retrieved_at'] AS snapshot_key,
+  doc.fields['user_id'] AS user_id,
+  doc.fields['user_login'] AS user_login,
+  doc.fields['user_name'] AS user_name,
+  doc.fields['game_id'] AS game_id,
+  doc.fields['game_name'] AS game_name,
+  doc.fields['stream_type'] AS stream_type,
+  doc.fields['title'] AS title,
+  TRY_CAST(doc.fields['viewer_count'] AS INT) AS viewer_count,
+  TO_TIMESTAMP(REPLACE(REPLACE(doc.fields['started_at'], 'T', ' '), 'Z', '')) AS started_at,
+  doc.fields['language'] AS `language`,
+  TRY_CAST(doc.fields['is_mature'] AS BOOLEAN) AS is_mature,
+  doc.lists['tags'] AS tags,
   CASE
-    WHEN payload IS NULL THEN 'empty record'
-    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
-    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
-    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN JSON_VALUE(payload, '$.event_id') IS NULL THEN 'missing or invalid event_id'
-    WHEN JSON_VALUE(payload, '$.stream_id') IS NULL THEN 'missing or invalid stream_id'
-    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
-    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
-    WHEN TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) IS NULL THEN 'missing or invalid viewer_count'
-    WHEN TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) IS NULL
-      THEN 'missing or invalid started_at'
+    WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN doc.fields['event_id'] IS NULL THEN 'missing or invalid event_id'
+    WHEN doc.fields['stream_id'] IS NULL THEN 'missing or invalid stream_id'
+    WHEN doc.fields['user_id'] IS NULL THEN 'missing or invalid user_id'
+    WHEN doc.fields['game_id'] IS NULL THEN 'missing or invalid game_id'
+    WHEN TRY_CAST(doc.fields['viewer_count'] AS INT) IS NULL THEN 'missing or invalid viewer_count'
+    WHEN TO_TIMESTAMP(REPLACE(REPLACE(doc.fields['started_at'], 'T', ' '), 'Z', '')) IS NULL THEN 'missing or invalid started_at'
   END AS dead_letter_reason
-FROM game_streams_source;
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM game_streams_source);
 
 CREATE TEMPORARY VIEW twitch_users_parsed AS
 SELECT
-  raw_value, payload, src_topic, src_partition, src_offset, event_time,
-  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
-  JSON_VALUE(payload, '$.user_id') AS user_id,
-  JSON_VALUE(payload, '$.login') AS login,
-  JSON_VALUE(payload, '$.display_name') AS display_name,
-  JSON_VALUE(payload, '$.broadcaster_type') AS broadcaster_type,
-  JSON_VALUE(payload, '$.description') AS description,
-  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.created_at'), 'T', ' '), 'Z', '')) AS created_at,
+  raw_value, src_topic, src_partition, src_offset, event_time,
+  COALESCE(doc.fields['heartbeat'] = 'true', FALSE) AS is_heartbeat,
+  doc.fields['user_id'] AS user_id,
+  doc.fields['login'] AS login,
+  doc.fields['display_name'] AS display_name,
+  doc.fields['broadcaster_type'] AS broadcaster_type,
+  doc.fields['description'] AS description,
+  TO_TIMESTAMP(REPLACE(REPLACE(doc.fields['created_at'], 'T', ' '), 'Z', '')) AS created_at,
   CASE
-    WHEN payload IS NULL THEN 'empty record'
-    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
-    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
-    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
+    WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN doc.fields['user_id'] IS NULL THEN 'missing or invalid user_id'
   END AS dead_letter_reason
-FROM twitch_users_source;
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM twitch_users_source);
 
 CREATE TEMPORARY VIEW twitch_games_parsed AS
 SELECT
-  raw_value, payload, src_topic, src_partition, src_offset, event_time,
-  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
-  JSON_VALUE(payload, '$.game_id') AS game_id,
-  JSON_VALUE(payload, '$.name') AS name,
+  raw_value, src_topic, src_partition, src_offset, event_time,
+  COALESCE(doc.fields['heartbeat'] = 'true', FALSE) AS is_heartbeat,
+  doc.fields['game_id'] AS game_id,
+  doc.fields['name'] AS name,
   CASE
-    WHEN payload IS NULL THEN 'empty record'
-    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
-    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
-    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
-    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
+    WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN doc.fields['game_id'] IS NULL THEN 'missing or invalid game_id'
   END AS dead_letter_reason
-FROM twitch_games_source;
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM twitch_games_source);
 
 -- ------------------------------------------------------------------------------------------- versioned dimensions
 -- The latest version per key as of any event time: Flink's versioned view (deduplicate keep-last on rowtime).
@@ -256,11 +251,13 @@ SELECT event_id, stream_id, CAST(event_time AS TIMESTAMP_LTZ(3)), CAST(proc_time
 FROM game_streams_valid WHERE is_late AND NOT is_heartbeat;
 
 INSERT INTO dead_letter_topic
-SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, CAST(proc_time AS TIMESTAMP_LTZ(3)), 'enrich_streams'
+-- The payload as text only for the dead letters: decoding every record would cost as much as a field or two.
+SELECT src_topic, src_partition, src_offset, dead_letter_reason, DECODE(raw_value, 'UTF-8'), CAST(proc_time AS TIMESTAMP_LTZ(3)),
+  'enrich_streams'
 FROM (
-  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, proc_time FROM game_streams_parsed
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, raw_value, proc_time FROM game_streams_parsed
   UNION ALL
-  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_users_parsed
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, raw_value, PROCTIME() FROM twitch_users_parsed
   UNION ALL
-  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_games_parsed
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, raw_value, PROCTIME() FROM twitch_games_parsed
 ) WHERE dead_letter_reason IS NOT NULL;

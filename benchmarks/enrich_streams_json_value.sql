@@ -1,0 +1,266 @@
+-- Enrichment: game_streams ⨝ twitch_users ⨝ twitch_games as of each snapshot, deduplicated exactly once.
+--
+-- Typed values use TRY_CAST(JSON_VALUE(...)): Flink 2.0's JSON_VALUE ... RETURNING throws on a missing path
+-- (BOOLEAN) or a value of another type (INT), which would turn one bad record into a failing job.
+-- Sources read raw bytes and parse the JSON here, so nothing is lost to a format's "ignore parse errors":
+-- each record is a valid event, a heartbeat (moves event time only), or a dead letter with a reason.
+-- Event time is data_retrieved_at; a record without a usable one gets the epoch, which never moves a
+-- watermark forward and is routed to the dead letters anyway.
+-- Heartbeats of game_streams travel with the snapshots through dedup and the temporal joins and are relayed
+-- to every partition of game_streams_enriched (under one key per partition, chosen by the driver), so jobs
+-- reading that topic drain when the producers stop.
+
+-- ------------------------------------------------------------------------------------------- sources
+CREATE TEMPORARY TABLE game_streams_source (
+  raw_value BYTES,
+  payload AS DECODE(raw_value, 'UTF-8'),
+  src_topic STRING METADATA FROM 'topic' VIRTUAL,
+  src_partition INT METADATA FROM 'partition' VIRTUAL,
+  src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  proc_time AS PROCTIME(),
+  event_time AS COALESCE(
+    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
+    TIMESTAMP '1970-01-01 00:00:00'),
+  WATERMARK FOR event_time AS event_time - ${lateness}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'game_streams',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = '${startup_mode}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'format' = 'raw'
+);
+
+-- Profiles and games are compacted topics: always replay them whole to rebuild the versioned tables.
+CREATE TEMPORARY TABLE twitch_users_source WITH ('topic' = 'twitch_users', 'scan.startup.mode' = 'earliest-offset')
+  LIKE game_streams_source;
+
+CREATE TEMPORARY TABLE twitch_games_source WITH ('topic' = 'twitch_games', 'scan.startup.mode' = 'earliest-offset')
+  LIKE game_streams_source;
+
+-- ------------------------------------------------------------------------------------------- sinks
+-- Keyed by event_id (a heartbeat by the key of the partition it is meant for).
+CREATE TEMPORARY TABLE game_streams_enriched_topic (
+  event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
+  game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
+  started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
+  broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
+  data_retrieved_at TIMESTAMP_LTZ(3)
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'game_streams_enriched',
+  'sink.transactional-id-prefix' = '${txn_prefix}-enriched',
+  'key.fields' = 'event_id',
+  'key.format' = 'raw',
+  ${exactly_once_json_sink}
+);
+
+CREATE TEMPORARY TABLE late_events_topic (
+  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'late_events',
+  'sink.transactional-id-prefix' = '${txn_prefix}-late',
+  ${exactly_once_json_sink}
+);
+
+CREATE TEMPORARY TABLE dead_letter_topic (
+  source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
+  detected_at TIMESTAMP_LTZ(3), stage STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'dead_letter',
+  'sink.transactional-id-prefix' = '${txn_prefix}-dlq',
+  ${exactly_once_json_sink}
+);
+
+CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
+  event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
+  game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
+  started_at TIMESTAMP_LTZ(6), `language` STRING, is_mature BOOLEAN, tags STRING,
+  broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(6),
+  data_retrieved_at TIMESTAMP_LTZ(6), retrieved_date DATE
+) PARTITIONED BY (retrieved_date) WITH ('format-version' = '2');
+
+-- ------------------------------------------------------------------------------------------- parsing
+CREATE TEMPORARY VIEW game_streams_parsed AS
+SELECT
+  raw_value, payload, src_topic, src_partition, src_offset, proc_time, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.event_id') AS event_id,
+  JSON_VALUE(payload, '$.stream_id') AS stream_id,
+  JSON_VALUE(payload, '$.stream_id') || '@' || JSON_VALUE(payload, '$.data_retrieved_at') AS snapshot_key,
+  JSON_VALUE(payload, '$.user_id') AS user_id,
+  JSON_VALUE(payload, '$.user_login') AS user_login,
+  JSON_VALUE(payload, '$.user_name') AS user_name,
+  JSON_VALUE(payload, '$.game_id') AS game_id,
+  JSON_VALUE(payload, '$.game_name') AS game_name,
+  JSON_VALUE(payload, '$.stream_type') AS stream_type,
+  JSON_VALUE(payload, '$.title') AS title,
+  TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) AS viewer_count,
+  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) AS started_at,
+  JSON_VALUE(payload, '$.language') AS `language`,
+  TRY_CAST(JSON_VALUE(payload, '$.is_mature') AS BOOLEAN) AS is_mature,
+  REGEXP_REPLACE(JSON_QUERY(payload, '$.tags' WITH CONDITIONAL ARRAY WRAPPER), '[\[\]"]', '') AS tags,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.event_id') IS NULL THEN 'missing or invalid event_id'
+    WHEN JSON_VALUE(payload, '$.stream_id') IS NULL THEN 'missing or invalid stream_id'
+    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
+    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
+    WHEN TRY_CAST(JSON_VALUE(payload, '$.viewer_count') AS INT) IS NULL THEN 'missing or invalid viewer_count'
+    WHEN TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.started_at'), 'T', ' '), 'Z', '')) IS NULL
+      THEN 'missing or invalid started_at'
+  END AS dead_letter_reason
+FROM game_streams_source;
+
+CREATE TEMPORARY VIEW twitch_users_parsed AS
+SELECT
+  raw_value, payload, src_topic, src_partition, src_offset, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.user_id') AS user_id,
+  JSON_VALUE(payload, '$.login') AS login,
+  JSON_VALUE(payload, '$.display_name') AS display_name,
+  JSON_VALUE(payload, '$.broadcaster_type') AS broadcaster_type,
+  JSON_VALUE(payload, '$.description') AS description,
+  TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(payload, '$.created_at'), 'T', ' '), 'Z', '')) AS created_at,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.user_id') IS NULL THEN 'missing or invalid user_id'
+  END AS dead_letter_reason
+FROM twitch_users_source;
+
+CREATE TEMPORARY VIEW twitch_games_parsed AS
+SELECT
+  raw_value, payload, src_topic, src_partition, src_offset, event_time,
+  COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) AS is_heartbeat,
+  JSON_VALUE(payload, '$.game_id') AS game_id,
+  JSON_VALUE(payload, '$.name') AS name,
+  CASE
+    WHEN payload IS NULL THEN 'empty record'
+    WHEN CHAR_LENGTH(payload) > ${max_event_chars} THEN 'oversized'
+    WHEN ENCODE(payload, 'UTF-8') <> raw_value THEN 'invalid UTF-8'
+    WHEN payload IS NOT JSON OBJECT THEN 'invalid JSON'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
+    WHEN COALESCE(JSON_VALUE(payload, '$.heartbeat') = 'true', FALSE) THEN CAST(NULL AS STRING)
+    WHEN JSON_VALUE(payload, '$.game_id') IS NULL THEN 'missing or invalid game_id'
+  END AS dead_letter_reason
+FROM twitch_games_source;
+
+-- ------------------------------------------------------------------------------------------- versioned dimensions
+-- The latest version per key as of any event time: Flink's versioned view (deduplicate keep-last on rowtime).
+CREATE TEMPORARY VIEW users_versioned AS
+SELECT user_id, login, display_name, broadcaster_type, description, created_at, event_time FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY event_time DESC) AS rn
+  FROM twitch_users_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat
+) WHERE rn = 1;
+
+CREATE TEMPORARY VIEW games_versioned AS
+SELECT game_id, name, event_time FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY game_id ORDER BY event_time DESC) AS rn
+  FROM twitch_games_parsed WHERE dead_letter_reason IS NULL AND NOT is_heartbeat
+) WHERE rn = 1;
+
+-- ------------------------------------------------------------------------------------------- streams
+-- Valid snapshots and heartbeats. A heartbeat's identity is its time: the join releases it only once the
+-- watermark of every partition has passed it, so one relay per time is enough (the dedup below keeps one).
+CREATE TEMPORARY VIEW game_streams_valid AS
+SELECT proc_time, event_time, is_heartbeat, stream_id, user_id, user_login, user_name, game_id, game_name,
+  stream_type, title, viewer_count, started_at, `language`, is_mature, tags,
+  COALESCE(heartbeat_id, event_id) AS event_id,
+  COALESCE(heartbeat_id, snapshot_key) AS snapshot_key,
+  (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time)) AS is_late
+FROM (
+  SELECT *, CASE WHEN is_heartbeat THEN '${heartbeat_key}@' || CAST(event_time AS STRING) END AS heartbeat_id
+  FROM game_streams_parsed WHERE dead_letter_reason IS NULL
+);
+
+-- Exactly-once dedup: by (stream_id, data_retrieved_at), then by event_id. Copies of an event carry its event
+-- time, so they always meet in the same window of a window deduplication; one-second windows add no latency
+-- beyond the watermark, their state is dropped once the watermark passes them, and the output is append-only
+-- (a copy arriving after that is late: it goes to late_events, not downstream). The first step sees the
+-- input in arrival order, so among copies of a snapshot (all at one event time) the first arrival wins; the
+-- second sees the first step's output in no particular order and keeps the earliest event time of an
+-- event_id (several snapshots under one event_id would be a producer bug).
+CREATE TEMPORARY VIEW game_streams_on_time AS
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM game_streams_valid WHERE NOT is_late;
+
+CREATE TEMPORARY VIEW game_streams_unique_snapshot AS
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, snapshot_key ORDER BY event_time ASC) AS rn
+  FROM TABLE(TUMBLE(TABLE game_streams_on_time, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
+) WHERE rn = 1;
+
+CREATE TEMPORARY VIEW game_streams_unique AS
+SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, event_id ORDER BY event_time ASC) AS rn
+  FROM TABLE(TUMBLE(TABLE game_streams_unique_snapshot, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
+) WHERE rn = 1;
+
+-- A snapshot whose profile or game is not known at its event time is emitted with NULL profile/game columns
+-- (LEFT temporal join), never held back or dropped. Heartbeats (no user, no game) pass through the same way.
+CREATE TEMPORARY VIEW game_streams_joined AS
+SELECT
+  s.is_heartbeat, s.event_id, s.stream_id, s.user_id,
+  COALESCE(s.user_login, u.login) AS user_login,
+  COALESCE(s.user_name, u.display_name) AS user_name,
+  s.game_id,
+  COALESCE(g.name, s.game_name) AS game_name,
+  s.stream_type, s.title, s.viewer_count,
+  CAST(s.started_at AS TIMESTAMP_LTZ(3)) AS started_at,
+  s.`language`, s.is_mature, s.tags,
+  u.broadcaster_type,
+  u.description AS user_description,
+  CAST(u.created_at AS TIMESTAMP_LTZ(3)) AS user_created_at,
+  CAST(s.event_time AS TIMESTAMP_LTZ(3)) AS data_retrieved_at,
+  s.event_time
+FROM game_streams_unique AS s
+LEFT JOIN users_versioned FOR SYSTEM_TIME AS OF s.event_time AS u ON s.user_id = u.user_id
+LEFT JOIN games_versioned FOR SYSTEM_TIME AS OF s.event_time AS g ON s.game_id = g.game_id;
+
+CREATE TEMPORARY VIEW game_streams_enriched AS
+SELECT event_id, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
+  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at, data_retrieved_at
+FROM game_streams_joined WHERE NOT is_heartbeat;
+
+-- ------------------------------------------------------------------------------------------- outputs
+-- Each snapshot once under its event_id; each heartbeat once per output partition. In event-time order:
+-- a join releases rows key by key, so after a backlog its output spans many minutes out of order, which
+-- would make a reader of this topic (the aggregation) class rows as late. Sorted, every partition of the
+-- topic is in event-time order and a relayed heartbeat follows every row up to its time.
+INSERT INTO game_streams_enriched_topic
+SELECT relay.out_key, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
+  started_at, `language`, is_mature, tags, broadcaster_type, user_description, user_created_at, data_retrieved_at
+FROM game_streams_joined
+CROSS JOIN UNNEST(CASE WHEN is_heartbeat THEN ARRAY[${heartbeat_keys}] ELSE ARRAY[event_id] END) AS relay(out_key)
+ORDER BY event_time;
+
+INSERT INTO `${catalog}`.`${namespace}`.game_streams_enriched
+SELECT *, CAST(data_retrieved_at AS DATE) AS retrieved_date FROM game_streams_enriched;
+
+INSERT INTO late_events_topic
+SELECT event_id, stream_id, CAST(event_time AS TIMESTAMP_LTZ(3)), CAST(proc_time AS TIMESTAMP_LTZ(3)), 'late'
+FROM game_streams_valid WHERE is_late AND NOT is_heartbeat;
+
+INSERT INTO dead_letter_topic
+SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, CAST(proc_time AS TIMESTAMP_LTZ(3)), 'enrich_streams'
+FROM (
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, proc_time FROM game_streams_parsed
+  UNION ALL
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_users_parsed
+  UNION ALL
+  SELECT src_topic, src_partition, src_offset, dead_letter_reason, payload, PROCTIME() FROM twitch_games_parsed
+) WHERE dead_letter_reason IS NOT NULL;
