@@ -1,0 +1,91 @@
+-- Chat gold, part 1: the sources and every output table.
+--
+-- As in aggregate_tables.sql, the Iceberg gold tables declare the output columns and each Kafka topic is
+-- declared LIKE its table. The driver partitions the gold tables by day(window_start) after this script.
+
+-- ------------------------------------------------------------------------------------------- sources
+-- Written exactly once by chat_enrich (read_committed); event time is sent_at, a watermark after every
+-- event so the late/on-time split depends only on the order of the input. Heartbeat rows (relayed by
+-- chat_enrich to every partition) move the watermark and are dropped below.
+CREATE TEMPORARY TABLE chat_silver_source (
+  message_id STRING, channel STRING, chatter_id STRING, sent_at TIMESTAMP_LTZ(3),
+  emote_count INT, is_emote_only BOOLEAN, emote_names STRING, sentiment DOUBLE,
+  is_question BOOLEAN, is_mention BOOLEAN, is_reply BOOLEAN, is_engagement BOOLEAN,
+  WATERMARK FOR sent_at AS sent_at - ${lateness}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'chat_silver',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = '${startup_mode}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'scan.watermark.emit.strategy' = 'on-event',
+  'format' = 'json',
+  'json.ignore-parse-errors' = 'false',
+  'json.timestamp-format.standard' = 'ISO-8601'
+);
+
+-- The stream snapshots (written by enrich_streams, heartbeats relayed to every partition): the viewers,
+-- game and title of each channel's stream in each minute.
+CREATE TEMPORARY TABLE game_streams_enriched_source (
+  event_id STRING, user_login STRING, game_name STRING, title STRING, viewer_count INT, data_retrieved_at TIMESTAMP_LTZ(3),
+  WATERMARK FOR data_retrieved_at AS data_retrieved_at - ${lateness}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'game_streams_enriched',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = '${startup_mode}',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'scan.watermark.emit.strategy' = 'on-event',
+  'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601'
+);
+
+-- ------------------------------------------------------------------------------------------- gold tables
+CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_minute_stats (
+  window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), channel STRING,
+  messages BIGINT, unique_chatters BIGINT, sentiment_avg DOUBLE,
+  negative_messages BIGINT, neutral_messages BIGINT, positive_messages BIGINT,
+  engagement_messages BIGINT, non_engagement_messages BIGINT, question_messages BIGINT, mention_messages BIGINT, reply_messages BIGINT,
+  emote_only_messages BIGINT, emote_only_share DOUBLE, emotes BIGINT,
+  viewers_avg DOUBLE, viewers_max INT, game_name STRING, title STRING,
+  messages_per_1k_viewers DOUBLE, chatters_per_1k_viewers DOUBLE
+) WITH ('format-version' = '2');
+
+CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_top_emotes (
+  window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), channel STRING, rank_in_window INT,
+  emote STRING, uses BIGINT, chatters BIGINT
+) WITH ('format-version' = '2');
+
+-- ------------------------------------------------------------------------------------------- output topics
+CREATE TEMPORARY TABLE chat_minute_stats_topic WITH (
+  'connector' = 'kafka',
+  'topic' = 'chat_minute_stats',
+  'sink.transactional-id-prefix' = '${txn_prefix}-minute',
+  'key.format' = 'raw',
+  'key.fields' = 'channel',
+  ${exactly_once_json_sink}
+) LIKE `${catalog}`.`${namespace}`.chat_minute_stats (EXCLUDING ALL);
+
+CREATE TEMPORARY TABLE chat_top_emotes_topic WITH (
+  'connector' = 'kafka',
+  'topic' = 'chat_top_emotes',
+  'sink.transactional-id-prefix' = '${txn_prefix}-top-emotes',
+  'key.format' = 'raw',
+  'key.fields' = 'channel',
+  ${exactly_once_json_sink}
+) LIKE `${catalog}`.`${namespace}`.chat_top_emotes (EXCLUDING ALL);
+
+CREATE TEMPORARY TABLE late_events_topic (
+  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'late_events',
+  'sink.transactional-id-prefix' = '${txn_prefix}-late',
+  ${exactly_once_json_sink}
+);
