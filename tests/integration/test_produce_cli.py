@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.catalog import TOPICS
 from connectors.kafka import admin_client, client_config
-from connectors.topics import ALL_TOPICS, ensure_topics
+from connectors.topics import ensure_topics
 from producers.contracts import MAX_EVENT_BYTES, parse_iso_ms, violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.publisher import EVENT_TOPICS, KEY_FIELD
@@ -148,7 +149,7 @@ def test_ensure_topics_is_idempotent_and_applies_specs(kafka):
     assert "0 created" in ensure_topics(kafka)
     admin = admin_client(kafka)
     metadata = admin.list_topics(timeout=10)
-    assert {t.name for t in ALL_TOPICS} <= set(metadata.topics)
+    assert {t.name for t in TOPICS} <= set(metadata.topics)
     assert len(metadata.topics["game_streams"].partitions) == kafka.kafka_partitions
     resource = ConfigResource(ConfigResource.Type.TOPIC, TWITCH_USERS.name)
     config = admin.describe_configs([resource])[resource].result(timeout=10)
