@@ -260,8 +260,12 @@ class HelixPoller:
                 pass
 
     @property
-    def every_poll_failed(self) -> bool:
-        return self.stats.skipped > 0 and self.stats.complete == 0 and self.stats.partial is None
+    def failure(self) -> str:
+        """Why the run got nothing from Helix (every poll failed, the last one maybe ended by a stop request); "" if it did."""
+        s, health = self.stats, self.twitch.health
+        if s.complete or s.partial is not None or not (s.skipped or health.state != "ok"):
+            return ""
+        return f"every Helix poll failed ({s.polls} tried); the last: {s.last_error or health.last_error}"
 
     def summary(self) -> str:
         """One line for the run's summary."""

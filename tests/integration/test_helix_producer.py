@@ -276,7 +276,8 @@ def test_skipped_polls_retries_and_rate_limit_waits_are_counted(kafka):
     # the first poll fails on every attempt; later polls meet a 429 and wait on the rate-limit headers
     helix, upstream, proxy_app, proxy = serve({**{("/mock/games/top", n): 503 for n in (1, 2, 3)}, ("/mock/streams", 2): 429})
     try:
-        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        # polls 2 s apart: the watcher stops the poller before a fourth poll begins
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret, twitch_poll_interval_s=2.0)
         before = end_offsets(kafka)
         poller = asyncio.run(poll_until(settings, lambda p: p.stats.complete >= 2, max_attempts=3, backoff_base_s=0.05))
         snapshots = [m for m in read_since(kafka, before) if m.topic() == "game_streams" and m.key() != HEARTBEAT_KEY]
@@ -284,7 +285,7 @@ def test_skipped_polls_retries_and_rate_limit_waits_are_counted(kafka):
         proxy.stop()
         upstream.stop()
     stats = poller.stats
-    assert (stats.polls, stats.skipped, stats.complete) == (3, 1, 2) and not poller.every_poll_failed
+    assert (stats.polls, stats.skipped, stats.complete) == (3, 1, 2) and not poller.failure
     assert poller.twitch.retries == {"503": 3, "429": 1} and poller.twitch.rate.waits > 0
     assert len(snapshots) == 2 * STREAMS
     line = poller.summary()
@@ -300,7 +301,8 @@ def test_a_run_in_which_every_poll_failed_says_so(kafka):
     finally:
         proxy.stop()
         upstream.stop()
-    assert poller.every_poll_failed and poller.stats.complete == 0 and poller.twitch.health.state == "waiting for the Helix API"
+    assert poller.failure.startswith("every Helix poll failed (2 tried); the last: Helix GET /mock/games/top still failing after 2 attempts (503)")
+    assert poller.twitch.health.state == "waiting for the Helix API"
 
 
 @pytest.mark.skipif(not TWITCH_CLI.is_file(), reason=f"Twitch CLI not installed at {TWITCH_CLI} (`make twitch-cli`)")

@@ -16,7 +16,7 @@ import pytest
 
 from producers.contracts import iso_ms, parse_iso_ms, stream_event_id
 from producers.helix import HelixPoller, PacedTwitch, RateLimit, connect_helix
-from twitch_pipeline.errors import ConfigurationError, TransientError
+from twitch_pipeline.errors import ConfigurationError, StateLog, TransientError
 from twitch_pipeline.settings import load_settings
 
 T0 = parse_iso_ms("2026-11-21T11:05:00.000Z")
@@ -145,6 +145,7 @@ class FakeHelix:
         self.live = list(users)
         self.descriptions = {u: f"bio {u}" for u in users}
         self.rate, self.retries, self.stop, self.last_response_ms = RateLimit(), {}, None, None
+        self.health = StateLog(lambda _: None)
         self.fail: Exception | None = None
         self.user_requests: list[list[str]] = []
 
@@ -250,7 +251,7 @@ def test_a_bounded_run_ending_mid_poll_is_in_the_summary(settings):
     poller = HelixPoller(helix, out, settings, clock=clock)
     done = asyncio.Event()
     asyncio.run(poller.run(done))
-    assert done.is_set() and (poller.stats.polls, poller.stats.complete) == (1, 0) and not poller.every_poll_failed
+    assert done.is_set() and (poller.stats.polls, poller.stats.complete) == (1, 0) and not poller.failure
     assert "the last cut short by --events after 2 of 3 snapshots (3 profiles, 1 games)" in poller.summary()
 
 
@@ -277,7 +278,7 @@ def test_skipped_polls_are_counted_and_a_run_where_all_failed_says_so(settings):
         await poller.run(done)
 
     asyncio.run(three_polls())
-    assert poller.stats.skipped == 3 and poller.every_poll_failed
+    assert poller.stats.skipped == 3 and poller.failure == "every Helix poll failed (3 tried); the last: " + str(helix.fail)
     line = poller.summary()
     assert line.startswith("helix: 3 polls, 0 complete, 3 skipped") and "retries: 18 x 503, 3 x ClientConnectorError" in line
     assert "rate-limit waits: 2 (1.2 s)" in line and line.endswith("last error: Helix GET /helix/games/top still failing after 6 attempts (503)")
