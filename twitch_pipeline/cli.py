@@ -10,7 +10,7 @@ from typing import Callable
 from connectors.sink import cli as sink_cli
 from producers import cli as producers_cli
 from twitch_pipeline import backfill, check_command, k8s_manifests, sql_command
-from twitch_pipeline.errors import PlatformError
+from twitch_pipeline.errors import ConfigurationError
 from twitch_pipeline.settings import (
     Settings,
     SettingsError,
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         return args.handler(settings, args)
-    except (PlatformError, SettingsError, LookupError) as err:
+    except (ConfigurationError, SettingsError, LookupError) as err:  # PlatformError is one
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
