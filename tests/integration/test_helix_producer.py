@@ -28,8 +28,9 @@ from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
 from producers.helix import PAGE, HelixPoller, connect_helix
 from producers.run import RunOptions, make_publisher, run
+from tests.cli import run_cli
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
-from twitch_pipeline.errors import ConfigurationError, wait_until
+from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.process import free_port
 
 pytestmark = pytest.mark.integration
@@ -243,14 +244,14 @@ def test_a_wrong_api_url_ends_the_run_at_once_with_one_line_naming_the_setting(k
         settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
         api_url = proxy.url(api_path) if api_path else proxy.url("/mock/").removeprefix("http://")
         began = time.monotonic()
-        with pytest.raises(ConfigurationError) as err:
-            run(dataclasses.replace(settings, twitch_api_url=api_url), RunOptions(source="twitch"), out=None)
+        done = run_cli(dataclasses.replace(settings, twitch_api_url=api_url), "produce", "--source", "twitch", timeout=60)
     finally:
         proxy.stop()
         upstream.stop()
-    message = str(err.value)
-    assert wanted in message and "TWITCH_PIPELINE_TWITCH_API_URL" in message and "\n" not in message
-    assert time.monotonic() - began < 10, "no retries: waiting cannot fix a wrong URL"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(errors) == 1, done.stderr
+    assert wanted in errors[0] and "TWITCH_PIPELINE_TWITCH_API_URL" in errors[0]
+    assert time.monotonic() - began < 30, "no retries: waiting cannot fix a wrong URL"
 
 
 def test_a_stop_request_ends_a_retry_wait_at_once(kafka):
