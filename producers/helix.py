@@ -116,6 +116,8 @@ class PacedTwitch(Twitch):
                 if response.status not in RETRY_STATUSES:
                     self.health.ok()
                     self.last_response_ms = int(time.time() * 1000)
+                    if 200 <= response.status < 300:  # twitchAPI would sleep out an empty bucket here, deaf to a stop request;
+                        return response  # the pacing above waits before the next request instead
                     return await self._checked(session, response, method, path, url, auth_type, required_scope, data, retries)
                 reason, delay = str(response.status), self._retry_after(response)
                 response.release()

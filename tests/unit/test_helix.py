@@ -102,6 +102,34 @@ def test_a_stop_request_ends_a_retry_wait_at_once():
     assert kind == "Stopped" and elapsed < 2.0
 
 
+def test_an_empty_bucket_is_waited_out_before_the_next_request_where_a_stop_request_can_end_it():
+    twitch = client()
+    session = FakeSession(200)
+    reset = time.time() + 30
+    original = session.request
+
+    async def emptying(*args, **kwargs):
+        response = await original(*args, **kwargs)
+        response.headers = {"Ratelimit-Limit": "800", "Ratelimit-Remaining": "0", "Ratelimit-Reset": str(reset)}
+        return response
+
+    session.request = emptying
+
+    async def scenario():
+        twitch.stop = asyncio.Event()
+        began = time.monotonic()
+        await request(twitch, session)  # twitchAPI alone would sleep here until the bucket is full again
+        answered = time.monotonic() - began
+        asyncio.get_running_loop().call_later(0.2, twitch.stop.set)
+        with pytest.raises(Exception) as err:
+            await request(twitch, session)
+        return answered, type(err.value).__name__, time.monotonic() - began
+
+    answered, kind, stopped = asyncio.run(scenario())
+    assert answered < 1.0 and kind == "Stopped" and stopped < 2.0
+    assert session.requests == 1 and twitch.rate.waits == 1 and twitch.rate.waited_s > 29
+
+
 @pytest.mark.parametrize("statuses,fix", [((404,), "TWITCH_PIPELINE_TWITCH_API_URL"), ((400,), "TWITCH_PIPELINE_TWITCH_API_URL"),
                                           ((401, 401), "TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET")])
 def test_what_no_retry_can_fix_is_a_configuration_error_naming_the_setting(statuses, fix):
