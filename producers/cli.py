@@ -85,6 +85,9 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     print(summary_table(result))
     if args.summary is not None:
         args.summary.write_text(json.dumps(result.summary, indent=2) + "\n")
+    if result.source_failed:
+        print(f"error: {result.source_failed}", file=sys.stderr)
+        return 1
     if not result.ok:
         print(f"error: {sum(s['failed'] for s in result.summary.values())} events failed delivery, "
               f"{result.undelivered} undelivered, {result.heartbeat_failures} heartbeats failed", file=sys.stderr)

@@ -41,10 +41,13 @@ class RunResult:
     elapsed_s: float
     max_event_time_ms: int | None
     malformed_kinds: dict[str, int]
+    source_report: str = ""  # how the source went (the Helix poller: polls, skips, retries, rate-limit waits)
+    source_failed: str = ""  # why the source delivered nothing (every Helix poll failed)
 
     @property
     def ok(self) -> bool:
-        return self.undelivered == 0 and self.heartbeat_failures == 0 and not any(s["failed"] for s in self.summary.values())
+        return (self.undelivered == 0 and self.heartbeat_failures == 0 and not self.source_failed
+                and not any(s["failed"] for s in self.summary.values()))
 
     @property
     def sent(self) -> int:
@@ -112,11 +115,12 @@ def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, s
     publisher = make_publisher(settings, opts, producer_factory)
     progress = Progress(publisher, opts.source, out)
     began = time.monotonic()
+    poller = None
     try:
         if opts.source == SYNTHETIC:
             _run_synthetic(settings, opts, publisher, progress, stop)
         elif opts.source == TWITCH:
-            asyncio.run(_run_twitch(settings, opts, publisher, progress, stop))
+            poller = asyncio.run(_run_twitch(settings, opts, publisher, progress, stop))
         else:
             raise ValueError(f"unknown source {opts.source!r}: use {SYNTHETIC} or {TWITCH}")
         if opts.events is not None and publisher.max_event_time is not None:
@@ -125,7 +129,9 @@ def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, s
         undelivered = publisher.flush()
         progress.close()
     return RunResult(publisher.summary(), undelivered, publisher.heartbeat_failures, time.monotonic() - began,
-                     publisher.max_event_time, dict(publisher.malformed_kinds))
+                     publisher.max_event_time, dict(publisher.malformed_kinds),
+                     source_report=poller.summary() if poller else "",
+                     source_failed=poller.failure if poller else "")
 
 
 def drain(publisher: Publisher, last_event_ms: int, horizon_s: float) -> None:
@@ -144,7 +150,7 @@ def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, p
 
     start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
     world = World(opts.seed, start_ms, channels=settings.synthetic_channels, games=settings.synthetic_games,
-                  poll_interval_s=settings.twitch_poll_interval_s)
+                  poll_interval_s=settings.twitch_poll_interval_s, state_ttl_s=settings.state_ttl_s)
     realtime = opts.events is None  # a continuous run follows the wall clock; a bounded one runs flat out
     wall_start = time.monotonic()
     pacer = Pacer(opts.rate)
@@ -175,7 +181,7 @@ def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, p
                 next_heartbeat = time.monotonic() + heartbeat_every
 
 
-async def _run_twitch(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event) -> None:
+async def _run_twitch(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event):
     from producers.chat import ChatIngestor, channel_list
     from producers.helix import HelixPoller, connect_helix
 
@@ -183,7 +189,7 @@ async def _run_twitch(settings: Settings, opts: RunOptions, publisher: Publisher
     twitch = await connect_helix(settings)
     poller = HelixPoller(twitch, publisher, settings)
     chat = ChatIngestor(settings, publisher) if channel_list(settings) else None
-    tasks = [asyncio.create_task(_poll_loop(settings, poller, done))]
+    tasks = [asyncio.create_task(poller.run(done))]
     if chat is not None:
         tasks.append(asyncio.create_task(chat.run(done)))
     try:
@@ -208,25 +214,7 @@ async def _run_twitch(settings: Settings, opts: RunOptions, publisher: Publisher
     errors = [o for o in outcomes if isinstance(o, Exception)]
     if errors:
         raise errors[0]
-
-
-async def _poll_loop(settings: Settings, poller, done: asyncio.Event) -> None:
-    from twitchAPI.type import TwitchBackendException
-
-    while not done.is_set():
-        began = time.monotonic()
-        try:
-            result = await poller.poll_once()
-        except TwitchBackendException as err:  # Twitch had a bad minute: skip this poll, keep the next
-            _LOG.warning("poll skipped: %s", err)
-            result = None
-        if result is not None and not result.complete:
-            done.set()
-            return
-        try:
-            await asyncio.wait_for(done.wait(), timeout=max(0.0, settings.twitch_poll_interval_s - (time.monotonic() - began)))
-        except asyncio.TimeoutError:
-            pass
+    return poller
 
 
 def summary_table(result: RunResult) -> str:
@@ -238,4 +226,6 @@ def summary_table(result: RunResult) -> str:
     rows.append(f"{result.sent:,} events in {result.elapsed_s:.1f}s ({rate:,.0f} ev/s)"
                 + (f"; {result.undelivered} still undelivered at exit" if result.undelivered else "")
                 + (f"; {result.heartbeat_failures} heartbeats failed" if result.heartbeat_failures else ""))
+    if result.source_report:
+        rows.append(result.source_report)
     return "\n".join(rows)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import subprocess
+import threading
 import time
 import uuid
 from functools import partial
@@ -350,3 +351,23 @@ def _get_json(url: str):
             return json.loads(response.read())
     except OSError:
         return None
+
+
+def test_the_run_summary_counts_the_polls_and_a_run_where_every_poll_failed_fails(kafka):
+    from producers.run import summary_table
+
+    helix, upstream, proxy_app, proxy = serve({("/mock/games/top", n): 503 for n in range(1, 100)})
+    stop = threading.Event()
+    try:
+        settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret)
+        threading.Thread(target=lambda: (wait_until(lambda: proxy_app.calls.get("/mock/games/top", 0) >= 2, 30, "two failed attempts"), stop.set()),
+                         daemon=True).start()
+        began = time.monotonic()
+        result = run(settings, RunOptions(source="twitch"), out=None, stop=stop)
+    finally:
+        stop.set()
+        proxy.stop()
+        upstream.stop()
+    assert not result.ok and result.source_failed.startswith("every Helix poll failed (1 tried); the last: the Helix API: GET /mock/games/top: 503")
+    assert summary_table(result).endswith(result.source_report) and result.source_report.startswith("helix: 1 polls, 0 complete, 0 skipped")
+    assert time.monotonic() - began < 15, "the stop request ended the retry wait"
