@@ -127,8 +127,10 @@ class Dashboard {
     const preset = el("select", { id: "time-range" }, el("option", { value: "", text: "Custom" }));
     for (const [value, label] of RANGES) preset.append(el("option", { value, text: label }));
     preset.value = this.to === "now" && RANGES.some(([r]) => r === this.from) ? this.from : "";
-    const fromInput = el("input", { id: "time-from", size: "19", value: this.from, title: "now-1h, or YYYY-MM-DD HH:MM:SS (UTC)" });
-    const toInput = el("input", { id: "time-to", size: "19", value: this.to });
+    // Epoch milliseconds (Grafana's URL form of an absolute range) are shown as UTC date and time.
+    const shown = (t) => (/^\d{10,}$/.test(t) ? utc(Number(t)) : t);
+    const fromInput = el("input", { id: "time-from", size: "19", value: shown(this.from), title: "now-1h, or YYYY-MM-DD HH:MM:SS (UTC)" });
+    const toInput = el("input", { id: "time-to", size: "19", value: shown(this.to), title: "now, or YYYY-MM-DD HH:MM:SS (UTC)" });
     const apply = el("button", { id: "time-apply", type: "button", text: "Apply" });
     preset.addEventListener("change", () => {
       if (!preset.value) return;
