@@ -20,7 +20,6 @@ import json
 import threading
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -114,8 +113,8 @@ def chat_pipeline(make_settings) -> Iterator[Settings]:
         stop = threading.Event()
         sink = threading.Thread(target=run_sink, args=(settings, stop), daemon=True)
         sink.start()
-        with ThreadPoolExecutor(len(JOBS)) as pool:  # `flink run` is mostly client start-up and planning: overlap them
-            list(pool.map(lambda job: submit(settings, job), JOBS))
+        for job in JOBS:
+            submit(settings, job)
         try:
             yield settings
         finally:
