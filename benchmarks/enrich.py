@@ -55,7 +55,7 @@ from producers.contracts import encode, iso_ms, stream_event_id, violations
 from producers.heartbeat import emit_heartbeats
 from producers.run import RunOptions
 from producers.run import run as run_source
-from twitch_pipeline.errors import wait_until
+from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.jobs import ACTIVE, find_active, stop_with_savepoint, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import isolated, running
@@ -277,11 +277,14 @@ def bounded_run(settings: Settings, args: list[str]) -> dict[str, Any]:
     with ThreadPoolExecutor(1) as pool:
         submitted = pool.submit(submit, settings, JOB_NAME, ["--bounded", *args])
         while not wait([submitted], timeout=2).done:  # sample every 2 s until `flink run` returns
-            running = find_active(settings, JOB_NAME)
-            if running is not None and running["state"] == "RUNNING":
-                if cpu_running is None and _deployed(flink.rest(f"/jobs/{running['id']}")):
-                    cpu_running = (time.monotonic(), cpu_seconds(taskmanager))
-                _sample_load(flink, running["id"], samples)
+            try:
+                running = find_active(settings, JOB_NAME)
+                if running is not None and running["state"] == "RUNNING":
+                    if cpu_running is None and _deployed(flink.rest(f"/jobs/{running['id']}")):
+                        cpu_running = (time.monotonic(), cpu_seconds(taskmanager))
+                    _sample_load(flink, running["id"], samples)
+            except (PlatformError, OSError):  # a REST call timing out on a busy machine costs one sample, not the run
+                continue
         job_id = submitted.result()
     wall_s = time.monotonic() - began
     cpu_end = cpu_seconds(taskmanager)
@@ -415,7 +418,7 @@ def producer_disorder(settings: Settings) -> dict[str, Any]:
 def _quantiles(ordered: list[int]) -> dict[str, int]:
     if not ordered:
         return {}
-    return {f"p{round(q * 100)}": ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99, 0.999)} | {"max": ordered[-1]}
+    return {f"p{q * 100:g}": ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99, 0.999)} | {"max": ordered[-1]}
 
 
 # ------------------------------------------------------------------------------------------- latency
