@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     env = table_env(settings, JOB_NAME, bounded=args.bounded)
+    # Chained operators hand records on without a defensive copy: every stateful operator sits behind a keyed exchange.
+    env.get_config().set("pipeline.object-reuse", "true")
     params = sql_params(settings, JOB_NAME, bounded=args.bounded)
     execute_script(env, "chat_aggregate_tables", params)
     partition_by_day(settings, GOLD_TABLES)

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     conf.set("python.client.executable", sys.executable)
     # Small state (one-second dedup windows): heap state, as enrich_streams.
     conf.set("state.backend.type", "hashmap")
+    # Chained operators hand records on without a defensive copy (as in enrich_streams): the stateful dedup sits
+    # behind a keyed exchange, and the Python operator copies the rows it holds while the worker computes.
+    conf.set("pipeline.object-reuse", "true")
     from flink_jobs.chat_udfs import parse_chat_udf
 
     env.create_temporary_system_function("parse_chat", parse_chat_udf())
