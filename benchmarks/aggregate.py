@@ -17,8 +17,8 @@ from confluent_kafka.admin import NewTopic
 
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client
-from tests.support.loadgen import encode, enriched_stream, produce_in_transactions
 from flink_jobs.aggregate import GOLD_TABLES, JOB_NAME
+from tests.support.loadgen import encode, enriched_stream, produce_in_transactions
 from twitch_pipeline.jobs import submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import isolated, running

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from connectors.clickhouse import clickhouse_client
 from connectors.migrations import apply_migrations
+from connectors.topics import ensure_topics
 from tests.support.loadgen import (
     encode,
     enriched_stream,
     late_event,
     produce_in_transactions,
 )
-from connectors.topics import ensure_topics
 from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.lifecycle import isolated, running
 from twitch_pipeline.platform.process import ManagedProcess

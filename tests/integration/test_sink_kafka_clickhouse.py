@@ -17,14 +17,14 @@ from connectors.clickhouse import clickhouse_client
 from connectors.kafka import client_config
 from connectors.migrations import apply_migrations
 from connectors.sink.health import sink_health
+from connectors.sink.runner import run_sink
+from connectors.topics import ensure_topics
 from tests.support.loadgen import (
     encode,
     enriched_stream,
     late_event,
     produce_in_transactions,
 )
-from connectors.sink.runner import run_sink
-from connectors.topics import ensure_topics
 from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.platform.process import ManagedProcess

@@ -8,6 +8,10 @@ from collections import Counter
 
 import pytest
 
+from connectors.sink.loader import Loader
+from connectors.sink.mapping import TableMapping
+from connectors.sink.ports import COMMITTED, PENDING
+from connectors.sink.rows import Column
 from tests.support.sink_fakes import (
     MemoryClickHouse,
     MemoryDeadLetters,
@@ -15,10 +19,6 @@ from tests.support.sink_fakes import (
     MemorySource,
     no_fault,
 )
-from connectors.sink.loader import Loader
-from connectors.sink.mapping import TableMapping
-from connectors.sink.ports import COMMITTED, PENDING
-from connectors.sink.rows import Column
 from twitch_pipeline.errors import PlatformError
 
 TOPIC, TABLE = "out", "out_table"
