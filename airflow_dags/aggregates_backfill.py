@@ -21,12 +21,13 @@ from airflow.sdk import DAG, Param, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_dags.common import DEFAULT_ARGS, KUBERNETES_CONN_ID, START_DATE, TAGS
+from twitch_pipeline.k8s_manifests import IMAGE
 
 PARAMS = {
     "start": Param("", type="string", description="First day (YYYY-MM-DD); empty means the run's own day (its data interval)."),
     "end": Param("", type="string", description="Last day, included; empty means `start`."),
     "tables": Param("", type="string", description="Comma-separated gold tables; empty means all of them."),
-    "image": Param("twitch-pipeline:latest", type="string", description="Container image of the Flink job (Kubernetes target)."),
+    "image": Param(IMAGE, type="string", description="Container image of the Flink job (Kubernetes target)."),
     "namespace": Param("twitch-pipeline", type="string", description="Namespace of the FlinkDeployment (Kubernetes target)."),
 }
 

@@ -16,21 +16,6 @@ from airflow.sdk import DAG, Param, task
 from airflow_dags.common import DEFAULT_ARGS, START_DATE, TAGS
 from connectors import catalog
 
-
-def reconciliation_results(counts: list[dict], run_at: dt.datetime, run_id: str):
-    """The reconciliations as check results, so one report and one table hold everything."""
-    from connectors.quality import CheckResult
-
-    results = []
-    for c in counts:
-        stores = {s: c[s] for s in ("kafka", "clickhouse", "iceberg") if c[s] is not None and (s != "kafka" or c["kafka_complete"])}
-        detail = ", ".join(f"{s}={n}" for s, n in stores.items()) + (f"; {c['detail']}" if c["detail"] else "")
-        failures = 0 if c["match"] else max(stores.values()) - min(stores.values())
-        results.append(CheckResult(f"reconcile_counts({c['day']})", "reconcile", c["output"], "+".join(stores) or "none",
-                                   "pass" if c["match"] else "fail", max(stores.values(), default=0), failures, [], detail, run_at, run_id))
-    return results
-
-
 with DAG(
     "data_quality",
     description="Declared data quality checks and Kafka/ClickHouse/Iceberg row-count reconciliation, recorded in quality_results",
@@ -61,12 +46,12 @@ with DAG(
     def reconcile(params=None, data_interval_end=None, run_id=None) -> list[dict]:
         """The day the run's interval ends in (an hourly run keeps today's counts current)."""
         from airflow_dags.common import settings
-        from connectors.quality import reconcile_counts, write_results
+        from connectors.quality import reconcile_counts, reconciliation_result, write_results
 
         loaded = settings()
         day = (data_interval_end - dt.timedelta(microseconds=1)).date()
         counts = [reconcile_counts(loaded, o.name, day) for o in catalog.OUTPUTS if _tables(params) is None or o.name in _tables(params)]
-        results = reconciliation_results(counts, dt.datetime.now(dt.timezone.utc), run_id)
+        results = [reconciliation_result(c, run_id=run_id) for c in counts]
         write_results(loaded, results)
         return [r.to_dict() for r in results]
 
@@ -75,7 +60,7 @@ with DAG(
         """Fails the run with the full report when a check or a reconciliation failed; retrying would not help."""
         from connectors.quality import CheckResult, failed, format_report
 
-        results = [CheckResult(**{**r, "run_at": dt.datetime.fromisoformat(r["run_at"])}) for r in [*check_results, *reconciled]]
+        results = [CheckResult.from_dict(r) for r in [*check_results, *reconciled]]
         report = format_report(results)
         if failed(results):
             raise ValueError(f"data quality failed:\n{report}")

@@ -18,11 +18,12 @@ from airflow.sdk import DAG, Param, TaskGroup, task
 
 from airflow_dags.common import DEFAULT_ARGS, KUBERNETES_CONN_ID, START_DATE, TAGS, TARGETS
 from connectors import catalog
+from twitch_pipeline.k8s_manifests import IMAGE
 
 PARAMS = {
     "jobs": Param("", type="string", description="Comma-separated streaming jobs to deploy; empty means all of them."),
     "target": Param("", type="string", enum=["", *TARGETS], description="Empty means the TWITCH_PIPELINE_AIRFLOW_FLINK_TARGET setting."),
-    "image": Param("twitch-pipeline:latest", type="string", description="Container image of the Flink jobs (Kubernetes target)."),
+    "image": Param(IMAGE, type="string", description="Container image of the Flink jobs (Kubernetes target)."),
     "namespace": Param("twitch-pipeline", type="string", description="Namespace of the FlinkDeployments (Kubernetes target)."),
 }
 
