@@ -13,37 +13,15 @@ import os
 import subprocess
 import sys
 import time
-from typing import Iterator
-
-import pytest
 
 from connectors.clickhouse import clickhouse_client
 from connectors.iceberg import load_catalog
 from twitch_pipeline.errors import wait_until
-from twitch_pipeline.jobs import start_all, stop_all
 from twitch_pipeline.platform.clickhouse import ClickHouse
 from twitch_pipeline.platform.kafka import Kafka
-from twitch_pipeline.platform.lifecycle import down, start_services, stop_services, up
 from twitch_pipeline.settings import to_env
 
 OUTAGE_S = 60
-
-
-@pytest.fixture(scope="module")
-def pipeline(make_settings) -> Iterator:
-    settings = make_settings()
-    try:
-        up(settings, echo=lambda _: None)
-        start_all(settings, echo=lambda _: None)
-        start_services(settings, echo=lambda _: None, only=["sink"])
-        yield settings
-    finally:
-        stop_services(settings, echo=lambda _: None)
-        try:
-            stop_all(settings, echo=lambda _: None)
-        except Exception:  # noqa: BLE001 - bring the platform down regardless
-            pass
-        down(settings, echo=lambda _: None)
 
 
 def _outage(seconds: float) -> None:

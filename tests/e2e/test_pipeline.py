@@ -10,37 +10,13 @@ its last windows) and agree with the enriched rows: every stream counts once in 
 from __future__ import annotations
 
 import json
-from typing import Iterator
-
-import pytest
 
 from connectors.clickhouse import clickhouse_client
 from tests.cli import run_cli
 from twitch_pipeline.errors import wait_until
-from twitch_pipeline.jobs import start_all, stop_all
 from twitch_pipeline.platform.lifecycle import (
-    down,
-    start_services,
     status,
-    stop_services,
-    up,
 )
-
-
-@pytest.fixture(scope="module")
-def pipeline(make_settings) -> Iterator:
-    settings = make_settings()
-    try:
-        up(settings, echo=lambda _: None)
-        start_all(settings, echo=lambda _: None)
-        start_services(settings, echo=lambda _: None, only=["sink"])  # the test produces a bounded run itself
-        yield settings
-    finally:
-        stop_services(settings, echo=lambda _: None)
-        try:
-            stop_all(settings, echo=lambda _: None)
-        finally:
-            down(settings, echo=lambda _: None)
 
 
 def test_synthetic_run_lands_in_clickhouse_exactly_once(pipeline, tmp_path):
