@@ -18,8 +18,9 @@ from twitch_pipeline.settings import Settings
 from twitch_pipeline.timestamps import now_iso
 
 _LOG = logging.getLogger("twitch_pipeline.sink")
-#: Seconds without a broker error after which an idle source counts as connected again.
-QUIET_OK_S = 10.0
+#: Seconds without a broker error after which an idle source counts as connected again. librdkafka's reconnect
+#: back-off grows to 10 s (reconnect.backoff.max.ms), so while a broker is away its errors come up to 10 s apart.
+QUIET_OK_S = 30.0
 DELIVERY_TIMEOUT_S = 60.0
 
 

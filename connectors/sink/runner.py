@@ -66,8 +66,15 @@ def run_sink(settings: Settings, stop: threading.Event) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - any runtime failure: recover as a restart would
             # Logged once per outage, not per attempt: the state (and `status`) says what the sink waits for.
-            health.failing("ClickHouse or Kafka", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            health.failing(_culprit(settings, exc), f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             backoff.wait(stop)
         finally:
             if client is not None:
                 client.close()
+
+
+def _culprit(settings: Settings, exc: BaseException) -> str:
+    """Which end failed, for the one line the sink logs and `status` shows."""
+    if type(exc).__module__.split(".")[0] in ("clickhouse_connect", "urllib3", "http"):
+        return f"ClickHouse at {settings.clickhouse_http_url}"
+    return f"Kafka at {settings.bootstrap_servers}"

@@ -19,9 +19,14 @@ from connectors.iceberg import load_catalog
 from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.clickhouse import ClickHouse
 from twitch_pipeline.platform.kafka import Kafka
+from twitch_pipeline.platform.lifecycle import status
 from twitch_pipeline.settings import to_env
 
 OUTAGE_S = 60
+
+
+def sink_state(settings) -> str:
+    return status(settings)["components"]["sink"].get("state", "")
 
 
 def _outage(seconds: float) -> None:
@@ -46,14 +51,18 @@ def test_broker_and_clickhouse_outages_lose_and_duplicate_nothing(pipeline, tmp_
 
         kafka = Kafka(settings)
         kafka.processes[0].kill()
-        _outage(OUTAGE_S)
+        began = time.monotonic()
+        wait_until(lambda: sink_state(settings).startswith("waiting for Kafka"), OUTAGE_S, "status to show the sink waiting for Kafka", interval_s=1)
+        _outage(OUTAGE_S - (time.monotonic() - began))
         assert producer.poll() is None, f"the producer died during the broker outage: {producer.stderr.read()[-2000:]}"
         kafka.start()
         kafka.wait_healthy()
 
         clickhouse = ClickHouse(settings)
         clickhouse.stop()
-        _outage(OUTAGE_S)
+        began = time.monotonic()
+        wait_until(lambda: sink_state(settings).startswith("waiting for ClickHouse"), OUTAGE_S, "status to show the sink waiting for ClickHouse", interval_s=1)
+        _outage(OUTAGE_S - (time.monotonic() - began))
         clickhouse.start()
         clickhouse.wait_healthy()
 
