@@ -183,9 +183,10 @@ FROM (
 );
 
 -- Exactly-once dedup: by (stream_id, data_retrieved_at), then by event_id. Copies of an event carry its event
--- time, so they always meet in the same window of a window deduplication, whatever its size. A window is
--- released once the watermark passes its end, so its size adds up to that much latency: a tenth of a second.
--- Its state is dropped once the watermark passes it, and the output is append-only
+-- time, so they always meet in the same window of a window deduplication; one-second windows, released once
+-- the watermark passes their end. (Windows shorter than the 200 ms watermark interval lost rows between the two
+-- cascaded steps under a steady stream of distinct timestamps: measured, so keep them well above it.)
+-- Their state is dropped once the watermark passes them, and the output is append-only
 -- (a copy arriving after that is late: it goes to late_events, not downstream). The first step sees the
 -- input in arrival order, so among copies of a snapshot (all at one event time) the first arrival wins; the
 -- second sees the first step's output in no particular order and keeps the earliest event time of an
@@ -196,13 +197,13 @@ SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, u
 CREATE TEMPORARY VIEW game_streams_unique_snapshot AS
 SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, snapshot_key ORDER BY event_time ASC) AS rn
-  FROM TABLE(TUMBLE(TABLE game_streams_on_time, DESCRIPTOR(event_time), INTERVAL '0.1' SECOND))
+  FROM TABLE(TUMBLE(TABLE game_streams_on_time, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
 ) WHERE rn = 1;
 
 CREATE TEMPORARY VIEW game_streams_unique AS
 SELECT proc_time, event_time, is_heartbeat, event_id, stream_id, snapshot_key, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count, started_at, `language`, is_mature, tags FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, event_id ORDER BY event_time ASC) AS rn
-  FROM TABLE(TUMBLE(TABLE game_streams_unique_snapshot, DESCRIPTOR(event_time), INTERVAL '0.1' SECOND))
+  FROM TABLE(TUMBLE(TABLE game_streams_unique_snapshot, DESCRIPTOR(event_time), INTERVAL '1' SECOND))
 ) WHERE rn = 1;
 
 -- A snapshot whose profile or game is not known at its event time is emitted with NULL profile/game columns
