@@ -146,7 +146,16 @@ def start_all(settings: Settings, echo=print) -> None:
 
 
 def stop_all(settings: Settings, echo=print) -> None:
+    """Stop every streaming job with a savepoint; one that cannot take its savepoint does not keep the others
+    running (it is reported at the end, still running, so no state is thrown away)."""
+    failures = []
     for name in (j.name for j in reversed(catalog.streaming_jobs())):
-        location = stop_with_savepoint(settings, name)
+        try:
+            location = stop_with_savepoint(settings, name)
+        except PlatformError as err:
+            failures.append(str(err))
+            continue
         if location:
             echo(f"  {name:<24} stopped, savepoint {location}")
+    if failures:
+        raise PlatformError("; ".join(failures))

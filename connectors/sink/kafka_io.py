@@ -30,8 +30,15 @@ class KafkaSource:
     def __init__(self, settings: Settings):
         from confluent_kafka import Consumer
 
+        self._bootstrap = settings.bootstrap_servers
+        self._last_error_at = 0.0
+        self._callback_error: Exception | None = None
+        self.health: StateLog | None = None  # set by the runner: broker outages are said once, not per poll
+
         self.consumer = Consumer(client_config(settings, **{
             "group.id": settings.sink_group,
+            # Broker outages reach a consumer only through this callback, not as message errors.
+            "error_cb": self._kafka_error,
             # Static membership: a sink restarted after a crash rejoins as the same member and gets its
             # partitions back at once, instead of waiting for the dead member's session to time out.
             "group.instance.id": settings.sink_instance_id or f"{settings.sink_group}-{socket.gethostname()}",
@@ -40,10 +47,16 @@ class KafkaSource:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",  # a partition the sink never loaded is loaded from its start
         }))
-        self._callback_error: Exception | None = None
-        self._bootstrap = settings.bootstrap_servers
-        self._last_error_at = 0.0
-        self.health: StateLog | None = None  # set by the runner: broker outages are said once, not per poll
+
+    def _kafka_error(self, err) -> None:
+        from confluent_kafka import KafkaException
+
+        if err.fatal():
+            self._callback_error = KafkaException(err)
+            return
+        self._last_error_at = time.monotonic()
+        if self.health is not None:
+            self.health.failing(f"Kafka at {self._bootstrap}", err.str())
 
     def subscribe(self, topics: Sequence[str], on_assign: OnAssign, on_revoke: OnRevoke) -> None:
         # An exception escaping a rebalance callback comes out of librdkafka as a garbled SystemError;
@@ -81,10 +94,7 @@ class KafkaSource:
             if err is not None:
                 if err.fatal():
                     raise KafkaException(err)
-                # Transient (librdkafka reconnects by itself): said once per outage, not on every poll.
-                self._last_error_at = time.monotonic()
-                if self.health is not None:
-                    self.health.failing(f"Kafka at {self._bootstrap}", err.str())
+                self._kafka_error(err)  # transient (librdkafka reconnects by itself): said once per outage
                 continue
             out.append(SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.timestamp()[1], msg.key()))
         # Back when records flow again, or when no error came for a while (an idle topic brings no records).
