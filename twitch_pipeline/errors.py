@@ -102,8 +102,9 @@ class StateLog:
             tmp.replace(self._path)
 
     def failing(self, what: str, error: object) -> None:
+        """``what`` is unavailable; a new ``what`` is a new state (Kafka back, then ClickHouse away)."""
         self.last_error = f"{what}: {error}"
-        if self.state == self._healthy:
+        if self.state != f"waiting for {what}":
             self.state = f"waiting for {what}"
             self.since = time.time()
             self._log(f"{what} unavailable, retrying with back-off until it returns: {error}")

@@ -109,3 +109,12 @@ def test_a_probe_that_raises_counts_as_dead():
     sup = Supervisor([Supervised("producer", alive, lambda: calls.append(1))], echo=lambda _: None)
     sup.tick()
     assert calls == [1]
+
+
+def test_state_log_follows_a_change_of_culprit():
+    said: list[str] = []
+    log = StateLog(said.append)
+    log.failing("Kafka at k:9092", "down")
+    log.failing("ClickHouse at http://c:8123", "refused")
+    log.failing("ClickHouse at http://c:8123", "refused")
+    assert log.state == "waiting for ClickHouse at http://c:8123" and len(said) == 2
