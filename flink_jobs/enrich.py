@@ -42,10 +42,6 @@ def main(argv: list[str] | None = None) -> None:
     # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
     # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
     env.get_config().set("state.backend.type", "hashmap")
-    # Chained operators hand records on without a defensive copy. Every stateful operator of this job sits behind
-    # a keyed exchange, so what it keeps was deserialized for it; measured: ~2x the events per CPU-second
-    # (docs/performance.md).
-    env.get_config().set("pipeline.object-reuse", "true")
     for key, _, value in (item.partition("=") for item in args.conf):
         env.get_config().set(key, value)
     result = execute_script(env, args.sql or "enrich_streams", enrich_params(settings, args.bounded))
