@@ -118,3 +118,14 @@ def test_state_log_follows_a_change_of_culprit():
     log.failing("ClickHouse at http://c:8123", "refused")
     log.failing("ClickHouse at http://c:8123", "refused")
     assert log.state == "waiting for ClickHouse at http://c:8123" and len(said) == 2
+
+
+def test_last_words_name_the_error_or_say_there_was_none(tmp_path):
+    from twitch_pipeline.platform.process import ManagedProcess
+    from twitch_pipeline.platform.supervisor import last_words
+
+    crashed, killed = ManagedProcess("sink", tmp_path), ManagedProcess("producer", tmp_path)
+    crashed.log_file.parent.mkdir(parents=True)
+    crashed.log_file.write_text("INFO sink started\nERROR sink failed: table gone\nINFO flushing\n")
+    killed.log_file.write_text("INFO sent 500 events\n")
+    assert last_words([crashed, killed]) == "sink: ERROR sink failed: table gone; producer: exited with no error in its log (killed?)"

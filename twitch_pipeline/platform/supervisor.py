@@ -15,6 +15,7 @@ state resume from there, which keeps the output exactly once.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -123,10 +124,30 @@ def pipeline_supervisor(settings: Settings, echo: Callable[[str], None] = print)
         if not comp.processes:
             continue  # an external service (its URL is set) or one without a process (the Iceberg catalog file)
         restart = (lambda c=comp: _restart_flink(settings, c)) if comp.name == "flink" else (lambda c=comp: _restart_component(c))
-        parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: "; ".join(filter(None, (p.exited_early() for p in c.processes)))))
+        parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: last_words([p for p in c.processes if not p.running()])))
     for proc, argv, env in service_specs(settings):
-        parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), proc.exited_early))
+        parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), lambda p=proc: last_words([p])))
     return Supervisor(parts, settings.state_file("supervisor"), echo=echo)
+
+
+#: Log lines that say why a process ended.
+_ERROR_LINE = re.compile(r"\b(ERROR|FATAL|CRITICAL|Exception|Error|Traceback|error:)")
+
+
+def last_words(procs) -> str:
+    """Why the processes ended, from their logs: the last line that reads like an error, if any.
+
+    A process killed from outside (kill -9, the OOM killer) leaves none; its log then ends in ordinary lines.
+    """
+    found = []
+    for proc in procs:
+        try:
+            lines = proc.log_file.read_text(errors="replace").splitlines()[-200:]
+        except OSError:
+            lines = []
+        errors = [line.strip() for line in lines if _ERROR_LINE.search(line)]
+        found.append(f"{proc.name}: {errors[-1][:300]}" if errors else f"{proc.name}: exited with no error in its log (killed?)")
+    return "; ".join(found)
 
 
 def _restart_component(comp) -> None:
