@@ -107,9 +107,13 @@ def status(settings: Settings) -> dict[str, Any]:
     run = settings.run_path
     if not run.is_dir():
         raise PlatformError(f"no platform in {run}: start one with `twitch-pipeline up` (or set TWITCH_PIPELINE_RUN_DIR)")
+    from twitch_pipeline.platform.supervisor import read_report
+
     report = {}
+    supervised = read_report(settings)
     for part in components(settings):
         report[part.name] = part.health()
+        report[part.name].update({k: v for k, v in supervised.get(part.name, {}).items() if v})
         memory = [p.rss_mb() for p in part.processes if p.running()]
         if memory:
             report[part.name]["rss_mb"] = round(sum(m for m in memory if m), 1)
