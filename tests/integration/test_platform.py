@@ -146,22 +146,25 @@ def test_a_second_run_directory_uses_the_first_platform_as_external_services(pla
         iceberg_uri=platform.iceberg_catalog_uri, iceberg_warehouse=platform.iceberg_warehouse_uri,
     )
     assert second.run_path != platform.run_path
-    started = run_cli(second, "up")
-    assert started.returncode == 0, started.stderr
-    started_here = {p.stem for p in (second.run_path / "pids").glob("*.pid")}
-    assert not started_here & {"kafka", "flink-jobmanager", "flink-taskmanager", "clickhouse"}, f"external services started locally: {started_here}"
-    report = json.loads(run_cli(second, "status", "--json").stdout)["components"]
-    assert all(report[name]["healthy"] for name in ("kafka", "flink", "clickhouse", "iceberg")), report
-    assert report["kafka"]["bootstrap"] == platform.bootstrap_servers and report["flink"]["rest"] == platform.flink_rest
+    try:
+        started = run_cli(second, "up")
+        assert started.returncode == 0, started.stderr
+        started_here = {p.stem for p in (second.run_path / "pids").glob("*.pid")}
+        assert not started_here & {"kafka", "flink-jobmanager", "flink-taskmanager", "clickhouse"}, f"external services started locally: {started_here}"
+        report = json.loads(run_cli(second, "status", "--json").stdout)["components"]
+        assert all(report[name]["healthy"] for name in ("kafka", "flink", "clickhouse", "iceberg")), report
+        assert report["kafka"]["bootstrap"] == platform.bootstrap_servers and report["flink"]["rest"] == platform.flink_rest
 
-    topic, table = f"ext_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:8]}"
-    rows = [{"id": i, "name": f"row-{i}"} for i in range(20)]
-    create_topic(second, topic)
-    produce(second, topic, rows)
-    submitted = run_cli(second, "submit", str(SMOKE_JOB), "--topic", topic, "--table", table)
-    assert submitted.returncode == 0, submitted.stderr
-    lake = load_catalog(platform).load_table(f"{platform.iceberg_namespace}.{table}")
-    assert sorted(lake.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == rows
-    assert any(j["name"] == "topic_to_iceberg" and j["state"] == "FINISHED" for j in json.loads(run_cli(platform, "jobs", "--json").stdout))
-    assert run_cli(second, "down").returncode == 0
+        topic, table = f"ext_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:8]}"
+        rows = [{"id": i, "name": f"row-{i}"} for i in range(20)]
+        create_topic(second, topic)
+        produce(second, topic, rows)
+        submitted = run_cli(second, "submit", str(SMOKE_JOB), "--topic", topic, "--table", table)
+        assert submitted.returncode == 0, submitted.stderr
+        lake = load_catalog(platform).load_table(f"{platform.iceberg_namespace}.{table}")
+        assert sorted(lake.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == rows
+        assert any(j["name"] == "topic_to_iceberg" and j["state"] == "FINISHED" for j in json.loads(run_cli(platform, "jobs", "--json").stdout))
+    finally:
+        stopped = run_cli(second, "down")  # also when an assertion failed: the second run dir's page server must not outlive the test
+    assert stopped.returncode == 0, stopped.stderr
     assert Path(platform.run_path / "pids" / "kafka.pid").exists(), "`down` of the second run directory must leave the first platform alone"
