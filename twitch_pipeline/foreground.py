@@ -33,8 +33,13 @@ def status_line(settings: Settings) -> str:
     line = " ".join(parts) + f" | jobs running {running}"
     sink: dict[str, Any] = report.get("sink", {})
     if sink.get("available"):
-        line += f" | sink {sink.get('rows_per_s', 0):.0f} rows/s, lag {sink.get('lag', '?')}, freshness {sink.get('freshness_s', '?')}s"
+        line += f" | sink {sink.get('rows_per_s', 0):.0f} rows/s, lag {sink.get('lag', '?')}, freshness {_seconds(sink.get('freshness_s'))}"
+        line += f" (minute aggregates {_seconds(sink.get('window_freshness_s'))})"
     return line
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
 
 
 def run(settings: Settings, refresh_s: float = 5.0) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.catalog import sink_outputs
 from connectors.sink.clickhouse_io import HEALTH_TABLE, STATE_TABLE
 from twitch_pipeline.settings import Settings
 
@@ -16,6 +17,11 @@ WINDOW_S = 60
 
 def sink_health(settings: Settings, window_s: int = WINDOW_S) -> dict[str, Any]:
     """Rows/s and batch latency over the last ``window_s``, the newest lag and freshness, committed offsets.
+
+    Freshness is per table, from the partitions that loaded a batch within ``window_s``: an idle partition's
+    last batch (a backfill an hour ago, a topic nothing writes now) says nothing about how fresh the data is.
+    The headline ``freshness_s`` is the worst of the event-level tables; the minute aggregates are
+    ``window_freshness_s`` because they cannot be fresher than their window plus the watermark lateness.
 
     Never raises: when ClickHouse cannot be asked, the answer says so (``available: False``).
     """
@@ -37,7 +43,8 @@ def _query(client, window_s: int) -> dict[str, Any]:
     ).result_rows[0]
     partitions = client.query(
         f"SELECT target_table, topic, kafka_partition, argMax(lag, committed_at), max(committed_at), "
-        f"argMax(freshness_s, committed_at) FROM {HEALTH_TABLE} GROUP BY target_table, topic, kafka_partition "
+        f"argMax(freshness_s, committed_at), dateDiff('millisecond', max(committed_at), now64(3)) / 1000 "
+        f"FROM {HEALTH_TABLE} GROUP BY target_table, topic, kafka_partition "
         "ORDER BY target_table, topic, kafka_partition"
     ).result_rows
     committed = {
@@ -57,8 +64,9 @@ def _query(client, window_s: int) -> dict[str, Any]:
             "last_batch_at": last_at.isoformat(),
             "freshness_s": None if fresh is None else round(fresh, 3),
         }
-        for table, topic, partition, lag, last_at, fresh in partitions
+        for table, topic, partition, lag, last_at, fresh, _age_s in partitions
     ]
+    tables = _table_freshness(partitions, window_s)
     return {
         "available": True,
         "window_s": window_s,
@@ -67,9 +75,28 @@ def _query(client, window_s: int) -> dict[str, Any]:
         "dead_letters": int(letters or 0),
         "batch_latency_ms": {"p50": _round(p50), "p99": _round(p99)},
         "lag": sum(max(p["lag"], 0) for p in per_partition),
-        "freshness_s": max((p["freshness_s"] for p in per_partition if p["freshness_s"] is not None), default=None),
+        "freshness_s": _worst(tables, windowed=False),
+        "window_freshness_s": _worst(tables, windowed=True),
+        "tables": tables,
         "partitions": per_partition,
     }
+
+
+def _table_freshness(rows: list[tuple], window_s: int) -> dict[str, float]:
+    """Table → the worst latest freshness of its partitions that loaded a batch within ``window_s``."""
+    worst: dict[str, float] = {}
+    for table, _topic, _partition, _lag, _last_at, fresh, age_s in rows:
+        if fresh is not None and age_s is not None and age_s <= window_s:
+            worst[table] = round(max(worst.get(table, fresh), fresh), 3)
+    return worst
+
+
+def _worst(tables: dict[str, float], *, windowed: bool) -> float | None:
+    return max((fresh for table, fresh in tables.items() if (table in _WINDOWED_TABLES) == windowed), default=None)
+
+
+#: tables of windowed aggregates (catalog: they have window columns): their freshness includes the window itself
+_WINDOWED_TABLES = frozenset(o.table for o in sink_outputs() if any(c.name == "window_start" for c in o.columns))
 
 
 def _round(value: float | None) -> float | None:
