@@ -50,7 +50,8 @@ class Topic:
 
 @dataclass(frozen=True)
 class Output:
-    """A dataset a job writes: a Kafka topic, optionally loaded into ClickHouse and/or kept in Iceberg."""
+    """A dataset a job writes: a Kafka topic, optionally loaded into ClickHouse and/or kept in Iceberg; or a lake-only
+    Iceberg table (``kafka=False``: no topic, so nothing for the sink to load)."""
 
     name: str  # the topic name; the ClickHouse and Iceberg tables carry the same name
     doc: str
@@ -59,14 +60,15 @@ class Output:
     clickhouse: bool = True  # loaded by the sink into the ClickHouse table `name` (needs a migration)
     iceberg: bool = False  # also written to the Iceberg table `<namespace>.name`
     partition_key: tuple[str, ...] = ()  # the key of one row (uniqueness checks, backfill replacement)
+    kafka: bool = True  # written to the topic `name` (declared in TOPICS); False: the job writes the Iceberg table only
 
     @property
     def table(self) -> str:
         return self.name
 
     @property
-    def topic(self) -> Topic:
-        return topic(self.name)
+    def topic(self) -> Topic | None:
+        return topic(self.name) if self.kafka else None
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Job:
     doc: str
     module: str  # driver module under flink_jobs/ (one entry function `main`)
     inputs: tuple[str, ...]  # topics read
-    outputs: tuple[str, ...]  # topics written (outputs and side topics such as dead letters)
+    outputs: tuple[str, ...]  # topics written (outputs and side topics such as dead letters) and lake-only outputs
     streaming: bool = True  # kept running by `start`, in declaration order
     sql: tuple[str, ...] = field(default=())  # SQL files in flink_jobs/sql/, run in order
 
@@ -223,10 +225,33 @@ OUTPUTS: tuple[Output, ...] = (
         partition_key=("event_id", "reason"),
     ),
     Output(
+        "chat_bronze",
+        "Every record of chat_messages but producer heartbeats, exactly once and as received (raw bytes), with its parse status; "
+        "malformed records also go to dead_letter. In the lake only, partitioned by ingest_date (see docs/chat.md).",
+        (
+            Column("topic", "String", "Kafka topic the record was read from (chat_messages)."),
+            Column("kafka_partition", "Int32", "Its Kafka partition."),
+            Column("kafka_offset", "Int64", "Its Kafka offset; (topic, kafka_partition, kafka_offset) is the record's identity."),
+            _ts("kafka_timestamp", "The Kafka record timestamp (when the producer wrote it)."),
+            Column("raw_payload", "String", "The record's bytes exactly as received (binary: invalid UTF-8 is kept as is)."),
+            _ts("ingest_ts", "When chat_enrich read the record (processing time)."),
+            Column("parse_status", "LowCardinality(String)", "`OK`, `PARSE_ERROR` (not decodable: invalid UTF-8 or JSON, oversized) or `SCHEMA_ERROR` (breaks the chat_messages contract)."),
+            Column("parse_error", "Nullable(String)", "Why, for the two error statuses."),
+            Column("message_id", "Nullable(String)", "The message id of a valid record."),
+            Column("channel", "Nullable(String)", "The channel login of a valid record."),
+            Column("ingest_date", "Date", "The day of ingest_ts: the table's partition."),
+        ),
+        event_time="ingest_ts",
+        clickhouse=False,
+        iceberg=True,
+        partition_key=("topic", "kafka_partition", "kafka_offset"),
+        kafka=False,
+    ),
+    Output(
         "chat_silver",
         "Chat messages that passed the chat_messages contract, deduplicated by message_id (1-second event-time windows), "
         "with Twitch-aware sentiment (VADER + flink_jobs/data/twitch_lexicon.tsv), emote and engagement features. "
-        "The raw records, valid or not, are in the Iceberg table lake.chat_bronze (see docs/chat.md).",
+        "The raw records, valid or not, are in chat_bronze.",
         (
             Column("message_id", "String", "Twitch message id; one row per id."),
             Column("channel", "String", "Channel login (joins game_streams_enriched.user_login)."),
@@ -332,7 +357,7 @@ JOBS: tuple[Job, ...] = (
         "(malformed ones also to dead_letter); valid messages deduplicated by message_id and scored (vectorized Python UDF).",
         "flink_jobs.chat_enrich",
         inputs=("chat_messages",),
-        outputs=("chat_silver", "late_events", "dead_letter"),
+        outputs=("chat_bronze", "chat_silver", "late_events", "dead_letter"),
         sql=("chat_enrich.sql",),
     ),
     Job(

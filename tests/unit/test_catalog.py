@@ -61,10 +61,20 @@ def test_no_orphan_topics():
 
 
 def test_jobs_outputs_and_producers_name_declared_topics():
+    lake_only = {o.name for o in catalog.OUTPUTS if not o.kafka}
     for job in catalog.JOBS:
-        assert set(job.inputs) | set(job.outputs) <= TOPIC_NAMES, job.name
+        assert set(job.inputs) <= TOPIC_NAMES, job.name
+        assert set(job.outputs) <= TOPIC_NAMES | lake_only, job.name
     for output in catalog.OUTPUTS:
-        assert output.name in TOPIC_NAMES, f"output {output.name} has no topic"
+        if output.kafka:
+            assert output.name in TOPIC_NAMES, f"output {output.name} has no topic"
+            assert output.topic == catalog.topic(output.name)
+        else:
+            assert output.name not in TOPIC_NAMES, f"lake-only output {output.name} has a topic of the same name"
+            assert output.topic is None
+            # the sink loads outputs from their topics: a lake-only output lives in Iceberg and nowhere else
+            assert output.iceberg and not output.clickhouse, output.name
+            assert catalog.writers(output.name), f"no job declares that it writes {output.name}"
         assert output.event_time in {c.name for c in output.columns}, output.name
         assert set(output.partition_key) <= {c.name for c in output.columns}, output.name
         assert all(c.doc for c in output.columns), output.name
@@ -106,3 +116,14 @@ def test_readme_tables_are_current():
 def test_unknown_names_are_clear_errors():
     with pytest.raises(KeyError, match="no topic named 'nope'.*known: game_streams"):
         catalog.topic("nope")
+
+
+def test_chat_bronze_is_a_lake_only_output_with_its_columns():
+    bronze = catalog.output("chat_bronze")
+    assert (bronze.kafka, bronze.clickhouse, bronze.iceberg) == (False, False, True)
+    assert bronze.partition_key == ("topic", "kafka_partition", "kafka_offset") and bronze.event_time == "ingest_ts"
+    assert catalog.writers("chat_bronze") == ["chat_enrich"]
+    # the columns are the Iceberg table's, as chat_enrich.sql creates it
+    ddl = re.search(r"chat_bronze \((.*?)\) PARTITIONED", (SQL_DIR / "chat_enrich.sql").read_text(), re.S).group(1)
+    assert [c.split()[0] for c in _top_level_split(ddl)] == [c.name for c in bronze.columns]
+    assert "| `chat_bronze` | — | `lake.chat_bronze` | `ingest_ts` | topic, kafka_partition, kafka_offset |" in catalog.markdown()

@@ -201,29 +201,32 @@ def render(settings: Settings, facts: LiveFacts, layout: str) -> str:
                     "<div id='lineage' class='lineage'></div>"
                     f"<script id='lineage-data' type='application/json'>{_script_json(graph)}</script>")
     index = []
-    for topic in catalog.TOPICS:
-        out = next((o for o in catalog.OUTPUTS if o.name == topic.name), None)
-        places = [f"Kafka topic <code>{_e(topic.name)}</code> ({_e(topic.cleanup_policy)}, key <code>{_e(topic.key or 'none')}</code>)"]
+    # every topic (with its output, if a job writes one there), then the outputs kept in the lake only
+    datasets = [(t, next((o for o in catalog.OUTPUTS if o.name == t.name), None)) for t in catalog.TOPICS]
+    for topic, out in datasets + [(None, o) for o in catalog.OUTPUTS if o.topic is None]:
+        name = topic.name if topic is not None else out.name
+        places = [f"Kafka topic <code>{_e(topic.name)}</code> ({_e(topic.cleanup_policy)}, key <code>{_e(topic.key or 'none')}</code>)"] if topic else []
         if out is not None and out.clickhouse:
             places.append(f"ClickHouse table <code>{_e(settings.clickhouse_database)}.{_e(out.table)}</code>")
         if out is not None and out.iceberg:
             places.append(f"Iceberg table <code>{_e(settings.iceberg_catalog)}.{_e(settings.iceberg_namespace)}.{_e(out.table)}</code>")
         now = []
-        if facts.topics is not None:
+        if facts.topics is not None and topic is not None:
             low, high = facts.topics.get(topic.name, (0, 0))
             now.append(f"Kafka: {high - low:,} records retained (offsets, transaction markers included)" if topic.name in facts.topics else "Kafka: topic not created")
         if out is not None and out.clickhouse and out.table in tables:
             now.append(f"ClickHouse: {tables[out.table]['rows']:,} rows, {_e(_age(tables[out.table]['newest']))}")
         columns = [(c.name, c.type, c.doc) for c in out.columns] if out else _schema_columns(topic)
-        writers, readers = catalog.writers(topic.name), catalog.readers(topic.name)
-        flow = f"Written by {_e(', '.join(writers) or 'nobody yet')}; read by {_e(', '.join(readers) or 'people (terminal topic)' if topic.name in catalog.TERMINAL_TOPICS else ', '.join(readers) or 'nobody yet')}."
-        anchor = f"ds-{topic.name}"
-        index.append(f"<li><a href='#{_e(anchor)}'>{_e(topic.name)}</a></li>")
+        writers, readers = catalog.writers(name), catalog.readers(name)
+        terminal = "people (terminal topic)" if name in catalog.TERMINAL_TOPICS else "queries of the lake" if topic is None else "nobody yet"
+        flow = f"Written by {_e(', '.join(writers) or 'nobody yet')}; read by {_e(', '.join(readers) or terminal)}."
+        anchor = f"ds-{name}"
+        index.append(f"<li><a href='#{_e(anchor)}'>{_e(name)}</a></li>")
         sections.append(
-            f"<section class='dataset' id='{_e(anchor)}'><h3>{_e(topic.name)}</h3><p>{_e(out.doc if out else topic.doc)}</p>"
+            f"<section class='dataset' id='{_e(anchor)}'><h3>{_e(name)}</h3><p>{_e(out.doc if out else topic.doc)}</p>"
             f"<p class='where'>{'<br>'.join(places)}</p><p>{flow}</p>"
             f"<p class='now'>{'<br>'.join(now) or 'Live figures unavailable.'}</p>"
-            f"{_columns_table(columns)}{_quality_html(quality.get(topic.name) if quality else None)}</section>"
+            f"{_columns_table(columns)}{_quality_html(quality.get(name) if quality else None)}</section>"
         )
     outputs = {o.table for o in catalog.OUTPUTS}
     for name, facts_of in sorted(tables.items()):
