@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--start-time", type=_instant, default=None, help="simulated start, ISO-8601 with zone (default: now)")
     p.add_argument("--summary", type=Path, default=None, help="also write the per-topic summary as JSON to this file")
     p.add_argument("--no-validate", action="store_true", help="skip the JSON Schema check of valid events")
+    p.add_argument("--progress", type=Path, default=None,
+                   help="keep a durable progress mark of a bounded synthetic run in this file; the same command run again "
+                        "(after a crash, even kill -9) resumes after the last events Kafka acknowledged (producers/progress.py)")
     p.set_defaults(handler=produce)
 
 
@@ -71,11 +74,12 @@ def produce(settings: Settings, args: argparse.Namespace) -> int:
     opts = RunOptions(source=source, rate=settings.synthetic_rate if args.rate is None else args.rate, events=args.events,
                       duplicates=args.duplicates, malformed=args.malformed,
                       seed=settings.synthetic_seed if args.seed is None else args.seed, start_ms=args.start_time,
-                      validate=False if args.no_validate else None)
+                      validate=False if args.no_validate else None, progress=args.progress)
     if opts.duplicates + opts.malformed >= 1.0:
         raise PlatformError("--duplicates + --malformed must stay below 1")
-    if args.summary is not None and not args.summary.parent.is_dir():
-        raise PlatformError(f"--summary: directory {args.summary.parent} does not exist")
+    for flag, path in (("--summary", args.summary), ("--progress", args.progress)):
+        if path is not None and not path.parent.is_dir():
+            raise PlatformError(f"{flag}: directory {path.parent} does not exist")
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `twitch-pipeline stop` ends a run cleanly
     try:

@@ -89,6 +89,13 @@ class Publisher:
         self._recent: deque[tuple[str, bytes, bytes, dict[str, Any]]] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
         self._partitions: dict[str, list[int]] = {}  # per topic, for heartbeats while metadata is unavailable
+        # Resuming a bounded run (producers/progress.py): slots before `replay_until` are regenerated, not sent;
+        # malformed events in `resend_windows` may have been sent by the run that died, and are counted.
+        self.slots = 0
+        self.replay_until = 0
+        self.resend_windows: list[list[int]] = []
+        self.resent_malformed: dict[str, int] = {}
+        self._muted = False
         self.health = StateLog(_LOG.warning, path=settings.state_file("producer"))
         self.producer = (producer_factory or Producer)(producer_config(settings, self._delivered, self._kafka_error))
 
@@ -98,6 +105,8 @@ class Publisher:
         with self._lock:
             while not self.faults.exhausted:
                 kind = self.faults.next(can_fault=bool(self._recent))
+                self._muted = self.replaying
+                self.slots += 1
                 if kind == UNIQUE:
                     self._send_valid(topic, event, event_time_ms)
                     return True
@@ -107,6 +116,11 @@ class Publisher:
     @property
     def done(self) -> bool:
         return self.faults.exhausted
+
+    @property
+    def replaying(self) -> bool:
+        """Regenerating slots an earlier run of the same bounded run already delivered: nothing goes to Kafka."""
+        return self.slots < self.replay_until
 
     def _send_valid(self, topic: str, event: dict[str, Any], event_time_ms: int) -> None:
         key = str(event.get(KEY_FIELD[topic], "")).encode()
@@ -136,6 +150,10 @@ class Publisher:
             self._produce(topic, key, broken)
             stats.malformed += 1
             self.malformed_kinds[breakage] = self.malformed_kinds.get(breakage, 0) + 1
+            slot = self.slots - 1
+            copies = sum(1 for start, end in self.resend_windows if start <= slot < end)
+            if copies:
+                self.resent_malformed[topic] = self.resent_malformed.get(topic, 0) + copies
         stats.sent += 1
 
     def _reject(self, topic: str, key: bytes, event: dict[str, Any], errors: list[str]) -> None:
@@ -146,9 +164,13 @@ class Publisher:
         self.stats[PRODUCER_DEAD_LETTER.name].sent += 1
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._muted:
+            return
         produce_blocking(self.producer, topic, value, key, wait_s=0.05)
 
     def heartbeats(self, event_time_ms: int, topics=EVENT_TOPICS) -> int:
+        if self.replaying:
+            return 0  # the slots are not sent; their event time must not be announced either
         with self._lock:
             return emit_heartbeats(self.producer, topics, event_time_ms, known_partitions=self._partitions)
 
@@ -172,6 +194,13 @@ class Publisher:
 
     def poll(self) -> None:
         self.producer.poll(0)
+
+    def deliver_all(self, stop: threading.Event) -> bool:
+        """Wait until Kafka acknowledged everything handed over (outages are waited out); False if stopped first."""
+        while self.producer.flush(1.0):
+            if stop.is_set():
+                return False
+        return True
 
     def flush(self, timeout_s: float = 60.0) -> int:
         """Wait for every outstanding delivery report; returns how many are still undelivered."""

@@ -9,10 +9,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from producers.contracts import iso_ms
 from producers.faults import FaultPlan
+from producers.progress import CHUNK, ProgressMark
 from producers.publisher import EVENT_TOPICS, Publisher
 from twitch_pipeline.settings import Settings
 
@@ -31,6 +33,7 @@ class RunOptions:
     seed: int = 1
     start_ms: int | None = None  # simulated start; None = now
     validate: bool | None = None  # None = the producer_validate setting
+    progress: Path | None = None  # durable progress mark of a bounded synthetic run: a restart resumes after it
 
 
 @dataclass
@@ -112,13 +115,16 @@ def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, s
         producer_factory=None) -> RunResult:
     """Run one source into Kafka until interrupted or, with ``opts.events``, until exactly that many were sent."""
     stop = stop or threading.Event()
+    mark = _progress_mark(settings, opts)
+    if mark is not None and mark.mark.done:  # restarted after it had completed: nothing left to send
+        return RunResult(mark.mark.summary or {}, 0, 0, 0.0, None, {})
     publisher = make_publisher(settings, opts, producer_factory)
     progress = Progress(publisher, opts.source, out)
     began = time.monotonic()
     poller = None
     try:
         if opts.source == SYNTHETIC:
-            _run_synthetic(settings, opts, publisher, progress, stop)
+            _run_synthetic(settings, opts, publisher, progress, stop, mark)
         elif opts.source == TWITCH:
             poller = asyncio.run(_run_twitch(settings, opts, publisher, progress, stop))
         else:
@@ -128,6 +134,8 @@ def run(settings: Settings, opts: RunOptions, out: TextIO | None = sys.stderr, s
     finally:
         undelivered = publisher.flush()
         progress.close()
+    if mark is not None and publisher.done and not stop.is_set() and undelivered == 0:
+        mark.finish(publisher.slots, publisher.summary(), publisher.resent_malformed)
     return RunResult(publisher.summary(), undelivered, publisher.heartbeat_failures, time.monotonic() - began,
                      publisher.max_event_time, dict(publisher.malformed_kinds),
                      source_report=poller.summary() if poller else "",
@@ -145,10 +153,30 @@ def drain(publisher: Publisher, last_event_ms: int, horizon_s: float) -> None:
         publisher.heartbeats(last_event_ms + rounds * int(horizon_s * 1000))
 
 
-def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event) -> None:
+def _progress_mark(settings: Settings, opts: RunOptions) -> ProgressMark | None:
+    """The run's progress mark (``--progress``): only a bounded synthetic run is the same run when restarted."""
+    if opts.progress is None:
+        return None
+    if opts.source != SYNTHETIC or opts.events is None:
+        from twitch_pipeline.errors import ConfigurationError
+
+        raise ConfigurationError("--progress needs a bounded synthetic run (--source synthetic --events N): only that is the same run when restarted")
+    run = {"events": opts.events, "duplicates": opts.duplicates, "malformed": opts.malformed, "seed": opts.seed,
+           "channels": settings.synthetic_channels, "games": settings.synthetic_games, "poll_interval_s": settings.twitch_poll_interval_s}
+    if opts.start_ms is not None:
+        run["start_ms"] = opts.start_ms
+    return ProgressMark(opts.progress, run)
+
+
+def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, progress: Progress, stop: threading.Event,
+                   mark: ProgressMark | None = None) -> None:
     from producers.synthetic import World
 
     start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
+    if mark is not None:
+        start_ms = mark.start_ms if mark.start_ms is not None else start_ms
+        publisher.replay_until, publisher.resend_windows = mark.begin(start_ms)
+    marked = publisher.replay_until
     world = World(opts.seed, start_ms, channels=settings.synthetic_channels, games=settings.synthetic_games,
                   poll_interval_s=settings.twitch_poll_interval_s, state_ttl_s=settings.state_ttl_s)
     realtime = opts.events is None  # a continuous run follows the wall clock; a bounded one runs flat out
@@ -170,9 +198,15 @@ def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, p
                 time.sleep(min((event_ms - sim_now) / 1000, 0.2))
         if stop.is_set():
             return
-        pacer.wait()
+        if not publisher.replaying:
+            pacer.wait()
         if not publisher.publish(topic, event, event_ms):
             return
+        if mark is not None and publisher.slots - marked >= CHUNK and not publisher.replaying:
+            if not publisher.deliver_all(stop):
+                return
+            mark.delivered(publisher.slots)
+            marked = publisher.slots
         if n % 512 == 0:
             publisher.poll()
             progress.tick()
