@@ -47,6 +47,11 @@ def _job_id_file(settings: Settings, name: str) -> Path:
     return settings.run_path / "flink" / "resume" / f"{name}.job-id"
 
 
+def _resumed_from_file(settings: Settings, name: str) -> Path:
+    """The savepoint or checkpoint the running job of ``name`` was started from (absent: started empty)."""
+    return settings.run_path / "flink" / "resume" / f"{name}.resumed-from"
+
+
 def latest_checkpoint(settings: Settings, job_id: str) -> str | None:
     """The newest completed checkpoint of a job (a ``chk-N`` directory holding ``_metadata``), if local."""
     root = urlsplit(settings.checkpoint_uri)
@@ -63,7 +68,11 @@ def resume_from_latest_checkpoints(settings: Settings) -> None:
     for job in catalog.streaming_jobs():
         id_file = _job_id_file(settings, job.name)
         if id_file.exists() and not _savepoint_pointer(settings, job.name).exists():
-            checkpoint = latest_checkpoint(settings, id_file.read_text().strip())
+            # A job killed before its first checkpoint (a second crash right after a restart) has none of its
+            # own: it goes on from where it started, never from nothing (that would drop its state and re-read
+            # from committed offsets: lost windows, duplicates past the dedup state).
+            resumed_from = _resumed_from_file(settings, job.name)
+            checkpoint = latest_checkpoint(settings, id_file.read_text().strip()) or (resumed_from.read_text().strip() if resumed_from.exists() else None)
             if checkpoint:
                 _savepoint_pointer(settings, job.name).write_text(checkpoint)
 
@@ -82,8 +91,9 @@ def submit(settings: Settings, job: str, args: list[str] | None = None, resume: 
         return active["id"]
     cmd = [*flink_cli(settings), "run"]
     pointer = _savepoint_pointer(settings, name)
-    if resume and pointer.exists():
-        cmd += ["--fromSavepoint", pointer.read_text().strip(), "--allowNonRestoredState"]
+    resumed_from = pointer.read_text().strip() if resume and pointer.exists() else None
+    if resumed_from:
+        cmd += ["--fromSavepoint", resumed_from, "--allowNonRestoredState"]
     cmd += ["--python", str(path), *(args or [])]
     proc = subprocess.run(cmd, env=flink_cli_env(settings), capture_output=True, text=True)
     out = proc.stdout + proc.stderr
@@ -92,12 +102,22 @@ def submit(settings: Settings, job: str, args: list[str] | None = None, resume: 
     if proc.returncode != 0:
         reason = _failure_reason(out)
         raise PlatformError(f"submitting {name} failed: {reason} (full output: {log})")
-    pointer.unlink(missing_ok=True)
     job_id = next((line.rsplit(" ", 1)[-1].strip() for line in out.splitlines() if "JobID" in line), "")
-    if job_id:
-        _job_id_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
-        _job_id_file(settings, name).write_text(job_id)
+    submitted(settings, name, job_id, resumed_from)
     return job_id
+
+
+def submitted(settings: Settings, name: str, job_id: str, resumed_from: str | None) -> None:
+    """Bookkeeping after a successful submit: the savepoint pointer is used up; the job's id and what it
+    resumed from are kept, for :func:`resume_from_latest_checkpoints` after a crash."""
+    _savepoint_pointer(settings, name).unlink(missing_ok=True)
+    _job_id_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
+    if job_id:
+        _job_id_file(settings, name).write_text(job_id)
+    if resumed_from:
+        _resumed_from_file(settings, name).write_text(resumed_from)
+    else:
+        _resumed_from_file(settings, name).unlink(missing_ok=True)
 
 
 def _failure_reason(output: str) -> str:
