@@ -1,8 +1,15 @@
-"""The Iceberg catalog, as Flink SQL and pyiceberg both see it.
+"""The Iceberg catalog, as Flink SQL and pyiceberg both see it: built here, from the settings, for both.
 
-Locally it is a JDBC catalog on SQLite plus a file warehouse in the run directory; in production a
-REST catalog and an object store. Both sides must use the same catalog *name*: the JDBC catalog keys
-every row by it, so a mismatch silently shows an empty catalog.
+Two kinds (``TWITCH_PIPELINE_ICEBERG_CATALOG_TYPE``):
+
+- ``jdbc`` (the local default): a JDBC catalog on SQLite plus a file warehouse in the run directory. Both sides must
+  use the same catalog *name*: the JDBC catalog keys every row by it, so a mismatch silently shows an empty catalog.
+- ``rest``: an Iceberg REST catalog server (``apache/iceberg-rest-fixture`` in the cluster), whose tables live in an
+  object store (MinIO in dev, S3 in prod).
+
+A warehouse on S3 (``s3://``, or any S3 endpoint set) is read and written through Iceberg's ``S3FileIO`` in Flink (the
+``iceberg-aws-bundle`` jar) and through pyarrow's S3 filesystem in pyiceberg, with the same endpoint, region and
+keys. Keys left empty mean the AWS default credential chain (``AWS_ACCESS_KEY_ID``, an IAM role) on both sides.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from twitch_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+
+S3_FILE_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 
 
 def _sqlalchemy_uri(settings: Settings) -> str:
@@ -25,31 +34,83 @@ def _sqlalchemy_uri(settings: Settings) -> str:
     return jdbc.removeprefix("jdbc:")
 
 
+def on_s3(settings: Settings) -> bool:
+    """Whether the lake's files are in an object store (a REST catalog's may be, whatever warehouse the client names)."""
+    return settings.iceberg_warehouse.startswith(("s3://", "s3a://")) or bool(settings.iceberg_s3_endpoint)
+
+
+def _s3_properties(settings: Settings) -> dict[str, str]:
+    """The ``s3.*`` properties Iceberg's Java S3FileIO and pyiceberg name alike; only those that are set."""
+    return {key: value for key, value in {
+        "s3.endpoint": settings.iceberg_s3_endpoint,
+        "s3.access-key-id": settings.iceberg_s3_access_key_id,
+        "s3.secret-access-key": settings.iceberg_s3_secret_access_key,
+    }.items() if value}
+
+
+def pyiceberg_properties(settings: Settings) -> dict[str, str]:
+    """Properties of the pyiceberg catalog (``uri``, ``warehouse``, FileIO's ``s3.*``)."""
+    rest = settings.iceberg_catalog_type == "rest"
+    props = {"uri": settings.iceberg_uri if rest else _sqlalchemy_uri(settings)}
+    if settings.iceberg_warehouse_uri:
+        props["warehouse"] = settings.iceberg_warehouse_uri
+    if on_s3(settings):
+        props.update(_s3_properties(settings))
+        if settings.iceberg_s3_region:
+            props["s3.region"] = settings.iceberg_s3_region
+        # pyarrow's S3 filesystem addresses buckets by path whenever an endpoint is given; it has no switch for it.
+    return props
+
+
 def load_catalog(settings: Settings) -> "Catalog":
-    """The pyiceberg catalog (creates the SQLite schema on first use)."""
+    """The pyiceberg catalog (a JDBC one creates its SQLite schema on first use; a REST one asks the server now)."""
+    props = pyiceberg_properties(settings)
+    if settings.iceberg_catalog_type == "rest":
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(settings.iceberg_catalog, **props)
     from pyiceberg.catalog.sql import SqlCatalog
 
-    return SqlCatalog(
-        settings.iceberg_catalog,
-        uri=_sqlalchemy_uri(settings),
-        warehouse=settings.iceberg_warehouse_uri,
-    )
+    return SqlCatalog(settings.iceberg_catalog, **props)
+
+
+def flink_catalog_options(settings: Settings) -> dict[str, str]:
+    """``WITH`` options of the Flink ``CREATE CATALOG``: Iceberg's Flink catalog factory, on the same catalog."""
+    if settings.iceberg_catalog_type == "rest":
+        options = {"type": "iceberg", "catalog-type": "rest", "uri": settings.iceberg_uri}
+    else:
+        options = {
+            "type": "iceberg",
+            # `catalog-type` knows only hive, hadoop and rest: a JDBC catalog is named by its class.
+            "catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+            "uri": settings.iceberg_catalog_uri,
+            "jdbc.schema-version": "V1",
+            # SQLite allows one writer at a time: wait for the lock instead of failing a commit, and use WAL
+            # so pyiceberg readers never block Flink's committer.
+            "jdbc.busy_timeout": "30000",
+            "jdbc.journal_mode": "WAL",
+            # The catalog tables exist already (`up` creates them through pyiceberg). Letting every sink initialise
+            # them leaves a read open on a pooled SQLite connection, whose next commit then fails with
+            # SQLITE_BUSY_SNAPSHOT as soon as another sink has committed: fatal with several Iceberg sinks per job.
+            "jdbc.init-catalog-tables": "false",
+        }
+    if settings.iceberg_warehouse_uri:
+        options["warehouse"] = settings.iceberg_warehouse_uri
+    if on_s3(settings):
+        options["io-impl"] = S3_FILE_IO
+        options.update(_s3_properties(settings))
+        if settings.iceberg_s3_path_style_access:
+            options["s3.path-style-access"] = "true"
+        if settings.iceberg_s3_region:
+            options["client.region"] = settings.iceberg_s3_region
+    return options
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def flink_catalog_ddl(settings: Settings) -> str:
-    """`CREATE CATALOG` for Flink SQL, pointing at the very same catalog."""
-    return (
-        f"CREATE CATALOG IF NOT EXISTS `{settings.iceberg_catalog}` WITH ("
-        "'type'='iceberg', "
-        "'catalog-impl'='org.apache.iceberg.jdbc.JdbcCatalog', "
-        f"'uri'='{settings.iceberg_catalog_uri}', "
-        f"'warehouse'='{settings.iceberg_warehouse_uri}', "
-        "'jdbc.schema-version'='V1', "
-        # SQLite allows one writer at a time: wait for the lock instead of failing a commit, and use WAL
-        # so pyiceberg readers never block Flink's committer.
-        "'jdbc.busy_timeout'='30000', 'jdbc.journal_mode'='WAL', "
-        # The catalog tables exist already (`up` creates them through pyiceberg). Letting every sink initialise
-        # them leaves a read open on a pooled SQLite connection, whose next commit then fails with
-        # SQLITE_BUSY_SNAPSHOT as soon as another sink has committed: fatal with several Iceberg sinks per job.
-        "'jdbc.init-catalog-tables'='false')"
-    )
+    """`CREATE CATALOG` for Flink SQL, pointing at the very same catalog as :func:`load_catalog`."""
+    options = ", ".join(f"{_sql_string(k)}={_sql_string(v)}" for k, v in flink_catalog_options(settings).items())
+    return f"CREATE CATALOG IF NOT EXISTS `{settings.iceberg_catalog}` WITH ({options})"

@@ -51,12 +51,17 @@ KAFKA_CLIENT = "twitch-pipeline/kafka-client"
 
 #: In-cluster addresses of the services the base manifests define, and the object-store layout (bucket
 #: `twitch-flink` for Flink state, `twitch-lake` for the Iceberg warehouse). Everything else keeps its default.
+#: The base is AWS S3 (no endpoint); the dev overlay patches the ConfigMap to MinIO's endpoint with path-style access.
+#: S3 keys are not settings here: pods get them as AWS_* variables from the object-store-credentials Secret (or an
+#: IAM role), which Iceberg's S3FileIO and pyarrow read through the AWS default credential chain.
 CLUSTER_SETTINGS: dict[str, Any] = {
     "run_dir": Path("/tmp/twitch-pipeline"),  # the pods' only writable place (an emptyDir); root filesystems are read-only
     "kafka_bootstrap": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
     "clickhouse_url": "http://clickhouse:8123",
+    "iceberg_catalog_type": "rest",
     "iceberg_uri": "http://iceberg-rest:8181",
     "iceberg_warehouse": "s3://twitch-lake/warehouse",
+    "iceberg_s3_region": "us-east-1",
     "checkpoint_dir": "s3://twitch-flink/checkpoints",
 }
 

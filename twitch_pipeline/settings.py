@@ -65,8 +65,14 @@ class Settings:
     # -- Iceberg ----------------------------------------------------------------------------------
     iceberg_catalog: str = _setting("twitch", "Iceberg catalog name, identical for Flink SQL and pyiceberg.", group="iceberg")
     iceberg_namespace: str = _setting("lake", "Iceberg namespace (database) of the lake tables.", group="iceberg")
-    iceberg_uri: str = _setting("", "JDBC URI of the Iceberg catalog; empty means SQLite at `<run_dir>/iceberg/catalog.db`.", group="iceberg")
-    iceberg_warehouse: str = _setting("", "Iceberg warehouse URI; empty means `<run_dir>/iceberg/warehouse`.", group="iceberg")
+    iceberg_catalog_type: str = _setting("jdbc", "Kind of Iceberg catalog: `jdbc` (a JDBC database; SQLite locally) or `rest` (an Iceberg REST catalog server).", group="iceberg")
+    iceberg_uri: str = _setting("", "Catalog URI: a JDBC URI (`jdbc`; empty means SQLite at `<run_dir>/iceberg/catalog.db`) or the REST catalog's `http(s)://` URL (`rest`; required).", group="iceberg")
+    iceberg_warehouse: str = _setting("", "Iceberg warehouse URI (`file://` or `s3://bucket/path`); empty means `<run_dir>/iceberg/warehouse` (`jdbc`) or the REST server's own (`rest`).", group="iceberg")
+    iceberg_s3_endpoint: str = _setting("", "S3 endpoint of the warehouse's object store (e.g. MinIO's `http://minio:9000`); empty means AWS S3.", group="iceberg")
+    iceberg_s3_path_style_access: bool = _setting(False, "Address S3 buckets by path (`endpoint/bucket/key`), as MinIO and most S3-compatible stores need, instead of by host name.", group="iceberg")
+    iceberg_s3_region: str = _setting("", "Region of the warehouse's S3 bucket; empty means the AWS SDK's own (`AWS_REGION`, profile).", group="iceberg")
+    iceberg_s3_access_key_id: str = _setting("", "Access key id of the warehouse's object store; empty means the AWS default credential chain (`AWS_ACCESS_KEY_ID`, an IAM role).", secret=True, group="iceberg")
+    iceberg_s3_secret_access_key: str = _setting("", "Secret access key belonging to `TWITCH_PIPELINE_ICEBERG_S3_ACCESS_KEY_ID`.", secret=True, group="iceberg")
 
     # -- ClickHouse -------------------------------------------------------------------------------
     clickhouse_url: str = _setting("", "URL of an external ClickHouse (e.g. `https://host:8443`); empty means the embedded chDB server.", group="clickhouse")
@@ -146,7 +152,13 @@ class Settings:
 
     @property
     def iceberg_warehouse_uri(self) -> str:
-        return self.iceberg_warehouse or (self.run_path / "iceberg" / "warehouse").as_uri()
+        """The warehouse the clients name; empty for a REST catalog left to place tables in its own."""
+        if self.iceberg_warehouse or self.iceberg_catalog_type == "rest":
+            return self.iceberg_warehouse
+        return (self.run_path / "iceberg" / "warehouse").as_uri()
+
+    def __post_init__(self) -> None:
+        _check_iceberg(self)
 
     @property
     def clickhouse_embedded(self) -> bool:
@@ -159,6 +171,23 @@ class Settings:
     @property
     def twitch_credentials_set(self) -> bool:
         return bool(self.twitch_client_id and self.twitch_client_secret)
+
+
+def _check_iceberg(s: Settings) -> None:
+    """Iceberg settings that only make sense together; each error names the variable to fix."""
+    kind, uri = s.iceberg_catalog_type, s.iceberg_uri
+    if kind not in ("jdbc", "rest"):
+        raise SettingsError(f"{PREFIX}ICEBERG_CATALOG_TYPE={kind!r} must be `jdbc` or `rest`")
+    if kind == "rest" and not uri.startswith(("http://", "https://")):
+        raise SettingsError(f"{PREFIX}ICEBERG_URI={uri!r} must be the REST catalog's http(s):// URL when {PREFIX}ICEBERG_CATALOG_TYPE=rest")
+    if kind == "jdbc" and uri and not uri.startswith("jdbc:"):
+        raise SettingsError(f"{PREFIX}ICEBERG_URI={uri!r} is not a JDBC URI; for a REST catalog also set {PREFIX}ICEBERG_CATALOG_TYPE=rest")
+    if s.iceberg_s3_endpoint and not s.iceberg_s3_endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"{PREFIX}ICEBERG_S3_ENDPOINT={s.iceberg_s3_endpoint!r} must be an http(s):// URL")
+    # One key without the other would silently fall back to the default credential chain for half the clients.
+    if bool(s.iceberg_s3_access_key_id) != bool(s.iceberg_s3_secret_access_key):
+        missing = "ICEBERG_S3_SECRET_ACCESS_KEY" if s.iceberg_s3_access_key_id else "ICEBERG_S3_ACCESS_KEY_ID"
+        raise SettingsError(f"{PREFIX}{missing} is empty but its pair is set: set both S3 keys or neither")
 
 
 # Old names users of the seed project have in their .env files.

@@ -1,4 +1,8 @@
-"""The local Iceberg catalog: no process, just the SQLite catalog file and the warehouse."""
+"""The Iceberg catalog: locally no process, just the SQLite catalog file and the warehouse; or an external REST catalog.
+
+With ``TWITCH_PIPELINE_ICEBERG_CATALOG_TYPE=rest`` the server (and its object store) run elsewhere, like an
+external Kafka: `up` only creates the namespace there and `status` checks that it answers.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ class Iceberg(Component):
         s = self.settings
         if not s.iceberg_uri:
             ensure_dir(self.run_dir / "iceberg")
-        if not s.iceberg_warehouse:
+        if not s.iceberg_warehouse and s.iceberg_catalog_type == "jdbc":
             ensure_dir(self.run_dir / "iceberg" / "warehouse")
         load_catalog(s).create_namespace_if_not_exists(s.iceberg_namespace)
 
@@ -24,7 +28,8 @@ class Iceberg(Component):
 
     def health(self) -> dict[str, Any]:
         s = self.settings
-        entry: dict[str, Any] = {"healthy": False, "catalog": s.iceberg_catalog, "uri": s.iceberg_catalog_uri, "warehouse": s.iceberg_warehouse_uri}
+        entry: dict[str, Any] = {"healthy": False, "catalog": s.iceberg_catalog, "type": s.iceberg_catalog_type, "uri": s.iceberg_catalog_uri,
+                                 "warehouse": s.iceberg_warehouse_uri}
         if not self.running():
             return entry
         try:
