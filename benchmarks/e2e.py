@@ -1,0 +1,542 @@
+"""End to end: producer → Kafka → Flink (dedup, joins, windows) → Kafka → ClickHouse sink, and Iceberg.
+
+The whole pipeline as `twitch-pipeline start` runs it, on a platform of its own (a temporary run
+directory, free ports, default settings): every streaming job of the catalog, the exactly-once sink as
+its own process, and the synthetic source as its own process (`twitch-pipeline produce`, 10 % duplicates).
+
+* rate steps: the synthetic world is sized for a target rate (its live streams are polled every second;
+  ~RATE_PER_CHANNEL events/s per channel, chat and profiles included) and runs in real time for a warm-up,
+  a measured window and a tail; then the pipeline drains. The rate goes up by STEP_FACTOR while every step
+  holds, then bisects between the highest rate held and the lowest that failed. A step holds when the
+  producer reached 90 % of the target, and neither freshness nor the consumer lag of the jobs and the sink
+  grew over the window (benchmarks/_e2e_stats.py).
+* freshness (produced → visible in ClickHouse): every ~200 ms one query counts the rows of
+  game_streams_enriched per 100 ms of `data_retrieved_at` (the event time the source stamps on a snapshot
+  right before producing it); rows that appear between two polls were made visible then. Freshness is
+  that moment minus their event time (the bucket's middle), so it includes the producer's own delay and
+  is exact to ±0.1 s plus the poll interval.
+* per stage: events/s out of each stage over the window: the producer's input topics, each job's Kafka
+  outputs (end offsets; they include one transaction marker per partition and checkpoint), rows in the
+  ClickHouse tables, rows in the Iceberg table lake.game_streams_enriched.
+* CPU seconds and peak RSS per component: each component's process group from /proc (children included:
+  the TaskManager's Python workers), sampled every second.
+* GlassFlow-shaped: the published GlassFlow Kafka → ClickHouse load test (uuid event_id, user fields,
+  10 % duplicates, published as fast as one process can, counted in ClickHouse until the unique total
+  appears), mapped onto the stream snapshots path: see docs/benchmarks.md.
+
+Sizes come from BENCH_E2E_* environment variables (defaults keep the run near ten minutes); the result
+goes to .run/bench/e2e.json (by `python -m benchmarks`) and to reports/bench.{json,md,svg}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from benchmarks import _e2e_report, _e2e_stats
+from benchmarks._procfs import group_usage
+from benchmarks.enrich import lake_rows, log_errors
+from connectors import catalog
+from connectors.clickhouse import clickhouse_client
+from connectors.kafka import client_config
+from connectors.migrations import apply_migrations
+from connectors.topics import ensure_topics
+from flink_jobs.runtime import sql_params
+from producers.contracts import iso_ms
+from producers.publisher import EVENT_TOPICS
+from producers.run import RunOptions, make_publisher
+from twitch_pipeline.errors import wait_until
+from twitch_pipeline.jobs import start_all
+from twitch_pipeline.platform.lifecycle import isolated, running, start_services, stop_services
+from twitch_pipeline.platform.process import ManagedProcess
+from twitch_pipeline.settings import Settings, load_settings, to_env
+
+
+def _env(name: str, default: float) -> float:
+    value = os.environ.get(f"BENCH_E2E_{name}")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValueError(f"BENCH_E2E_{name}={value!r} is not a number") from None
+
+
+START_RATE = _env("START_RATE", 1000)  # events/s of the first step, duplicates included
+STEP_FACTOR = _env("STEP_FACTOR", 2.0)
+MAX_STEPS = int(_env("MAX_STEPS", 4))
+WARMUP_S = _env("WARMUP_S", 15)  # world start-up (every live channel's profile), JIT, first checkpoints
+MEASURE_S = _env("MEASURE_S", 40)
+TAIL_S = _env("TAIL_S", 10)  # the source keeps going so the window's last events pass the event-time operators
+DRAIN_S = _env("DRAIN_S", 180)  # a step that fell behind gets this long to catch up before the next
+GLASSFLOW_RECORDS = int(_env("GLASSFLOW_RECORDS", 300_000))
+REPORT_DIR = Path(os.environ.get("BENCH_E2E_REPORT_DIR", "reports"))
+
+DUPLICATES = 0.10
+POLL_INTERVAL_S = 1.0
+# Events/s the synthetic world sends per channel when its live streams are polled every second: ~0.345 valid
+# events (a third of the channels live, their chat and profiles; measured with producers.synthetic.World),
+# plus the 10 % duplicate slots.
+RATE_PER_CHANNEL = 0.345 / (1 - DUPLICATES)
+FRESHNESS_POLL_S = 0.2
+BUCKET_MS = 100
+TABLE = "game_streams_enriched"
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+
+# ------------------------------------------------------------------------------------------- watchers
+class Freshness:
+    """Polls ClickHouse: when rows of TABLE per BUCKET_MS of event time first show up."""
+
+    def __init__(self, settings: Settings):
+        self.client = clickhouse_client(settings)
+        self.lock = threading.Lock()
+        self.since_ms = int(time.time() * 1000)
+        self.counts: dict[int, int] = {}
+        self.appearances: list[tuple[float, float, int]] = []  # (visible at s, event time s, rows)
+        self.last_new = time.time()
+        self.query_s: list[float] = []
+        self.errors = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def reset(self, since_ms: int) -> None:
+        with self.lock:
+            self.since_ms, self.counts, self.appearances = since_ms, {}, []
+
+    def _run(self) -> None:
+        while not self.stopping.wait(FRESHNESS_POLL_S):
+            since = self.since_ms
+            asked = time.time()
+            try:
+                rows = self.client.query(
+                    f"SELECT intDiv(toUnixTimestamp64Milli(data_retrieved_at), {BUCKET_MS}) AS b, count() FROM {TABLE} "
+                    "WHERE data_retrieved_at >= fromUnixTimestamp64Milli({since:Int64}) GROUP BY b", parameters={"since": since}).result_rows
+            except Exception:  # noqa: BLE001 - a poll that fails on a busy machine costs resolution, not the run
+                self.errors += 1
+                continue
+            self.query_s.append(time.time() - asked)
+            with self.lock:
+                if since != self.since_ms:
+                    continue  # reset meanwhile
+                for bucket, count in rows:
+                    new = count - self.counts.get(bucket, 0)
+                    if new > 0:
+                        self.counts[bucket] = count
+                        self.appearances.append((asked, (bucket * BUCKET_MS + BUCKET_MS / 2) / 1000, new))
+                        self.last_new = asked
+
+    def window(self, start_s: float, end_s: float) -> list[tuple[float, float, int]]:
+        with self.lock:
+            return [a for a in self.appearances if start_s <= a[1] < end_s]
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+class Processes:
+    """CPU seconds and peak RSS of each component's process group, sampled every second."""
+
+    def __init__(self, procs: dict[str, ManagedProcess]):
+        self.procs = procs
+        self.cpu: dict[str, float] = {}
+        self.peak_rss: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.sample()
+            if self.stopping.wait(1.0):
+                return
+
+    def sample(self) -> None:
+        readings = {}
+        for name, proc in self.procs.items():
+            pid = proc.pid()
+            if pid is not None:
+                readings[name] = group_usage(pid)  # the pid of a managed process is its group's id
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        with self.lock:
+            for name, usage in readings.items():
+                self.cpu[name] = usage.cpu_s
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), usage.rss_mb)
+            self.cpu["benchmark"] = own.ru_utime + own.ru_stime
+            self.peak_rss["benchmark"] = own.ru_maxrss / 1024
+
+    def cpu_now(self) -> dict[str, float]:
+        self.sample()
+        with self.lock:
+            return dict(self.cpu)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+class Lag:
+    """Consumer lag (end offset - committed offset, summed) of every streaming job's group and of the sink."""
+
+    def __init__(self, settings: Settings):
+        self.groups: dict[str, tuple[Consumer, list[TopicPartition]]] = {}
+        readers = {job.name: (sql_params(settings, job.name, bounded=False)["group_id"], job.inputs) for job in catalog.streaming_jobs()}
+        readers["sink"] = (settings.sink_group, catalog.CONSUMERS["clickhouse_sink"])
+        for name, (group, topics) in readers.items():
+            consumer = Consumer(client_config(settings, **{"group.id": group, "enable.auto.commit": False}))  # never subscribes
+            meta = consumer.list_topics(timeout=10).topics
+            self.groups[name] = (consumer, [TopicPartition(t, p) for t in topics if t in meta for p in sorted(meta[t].partitions)])
+        self.samples: list[tuple[float, dict[str, int | None]]] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def read(self) -> dict[str, int | None]:
+        """Per group, its lag; None while it has not committed every partition (Flink commits at checkpoints)."""
+        out: dict[str, int | None] = {}
+        for name, (consumer, partitions) in self.groups.items():
+            committed = consumer.committed(partitions, timeout=10)
+            lag = 0
+            for tp in committed:
+                high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
+                if tp.offset < 0:
+                    lag = None if high > 0 else lag  # an empty partition needs no commit
+                    if lag is None:
+                        break
+                    continue
+                lag += max(0, high - tp.offset)
+            out[name] = lag
+        return out
+
+    def _run(self) -> None:
+        while not self.stopping.wait(2.0):
+            try:
+                reading = self.read()
+            except Exception:  # noqa: BLE001 - one missed sample on a busy broker
+                continue
+            with self.lock:
+                self.samples.append((time.time(), reading))
+
+    def total_series(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        """(time, lag summed over the groups that have committed) within the window."""
+        with self.lock:
+            return [(t, float(sum(v for v in r.values() if v is not None))) for t, r in self.samples if start_s <= t < end_s]
+
+    def latest(self) -> dict[str, int | None]:
+        with self.lock:
+            return dict(self.samples[-1][1]) if self.samples else {}
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(15)
+        for consumer, _ in self.groups.values():
+            consumer.close()
+
+
+# ------------------------------------------------------------------------------------------- stages
+def _stage_topics() -> dict[str, tuple[str, ...]]:
+    """Each stage and the Kafka topics its output is counted in: the producer's input topics, and per job the
+    outputs only it writes (late_events and dead_letter are shared, and nearly empty in a normal run)."""
+    stages = {"producer → Kafka": EVENT_TOPICS}
+    for job in catalog.streaming_jobs():
+        stages[f"{job.name} → Kafka"] = tuple(t for t in job.outputs if catalog.writers(t) == [job.name])
+    return stages
+
+
+def _end_offsets(consumer: Consumer, topics: tuple[str, ...]) -> int:
+    meta = consumer.list_topics(timeout=10).topics
+    return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for t in topics if t in meta for p in meta[t].partitions)
+
+
+def stage_counts(settings: Settings, consumer: Consumer) -> dict[str, int]:
+    counts = {stage: _end_offsets(consumer, topics) for stage, topics in _stage_topics().items()}
+    with clickhouse_client(settings) as client:
+        counts["sink → ClickHouse (all tables)"] = sum(client.query(f"SELECT count() FROM {o.name}").result_rows[0][0] for o in catalog.sink_outputs())
+        counts[f"ClickHouse {TABLE}"] = client.query(f"SELECT count() FROM {TABLE}").result_rows[0][0]
+    counts[f"Iceberg lake.{TABLE}"] = lake_rows(settings)
+    return counts
+
+
+def _percentiles_ms(appearances: list[tuple[float, float, int]]) -> dict[str, float]:
+    values = [((visible - at) * 1000, rows) for visible, at, rows in appearances]
+    by_q = _e2e_stats.weighted_percentiles(values, tuple(QUANTILES.values()))
+    return {name: round(by_q[q]) for name, q in QUANTILES.items() if q in by_q}
+
+
+def _load() -> list[float]:
+    return [round(x, 1) for x in os.getloadavg()]
+
+
+# ------------------------------------------------------------------------------------------- rate steps
+@dataclasses.dataclass
+class Platform:
+    settings: Settings
+    freshness: Freshness
+    processes: Processes
+    lag: Lag
+    offsets: Consumer
+    producer: ManagedProcess
+    echo: Callable[[str], None]
+
+
+def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
+    channels = max(30, round(target / RATE_PER_CHANNEL))
+    world = dataclasses.replace(p.settings, synthetic_channels=channels, twitch_poll_interval_s=POLL_INTERVAL_S, synthetic_rate=0.0)
+    load_start = _load()
+    began = time.time()
+    p.freshness.reset(int(began * 1000))
+    p.producer.spawn([sys.executable, "-m", "twitch_pipeline.cli", "produce", "--source", "synthetic", "--duplicates", str(DUPLICATES),
+                      "--seed", str(seed)], env=to_env(world))
+    time.sleep(WARMUP_S)  # the measurement schedule itself, not a wait for a result
+    t0, counts0, cpu0 = time.time(), stage_counts(p.settings, p.offsets), p.processes.cpu_now()
+    time.sleep(max(0.0, t0 + MEASURE_S - time.time()))
+    t1, counts1, cpu1 = time.time(), stage_counts(p.settings, p.offsets), p.processes.cpu_now()
+    time.sleep(TAIL_S)
+    p.producer.stop(p.settings.stop_timeout_s)
+    stopped = time.time()
+    drained = _drain(p)
+    window = t1 - t0
+    rates = {stage: round((counts1[stage] - counts0[stage]) / window) for stage in counts0}
+    appearances = p.freshness.window(t0, t1)
+    freshness_slope = _e2e_stats.slope(_e2e_stats.freshness_trend(appearances))
+    lag_slope = _e2e_stats.slope(p.lag.total_series(t0, t1))
+    achieved = rates["producer → Kafka"]
+    verdict = _e2e_stats.verdict(target, achieved, freshness_slope, lag_slope, drained is not None)
+    cpu = {name: round(cpu1[name] - cpu0.get(name, cpu1[name]), 1) for name in cpu1}
+    result = {
+        "target_events_per_s": round(target),
+        "synthetic_channels": channels,
+        "achieved_events_per_s": achieved,
+        "held": verdict.held,
+        "why_not_held": list(verdict.reasons),
+        "stage_events_per_s": rates,
+        "freshness_ms": _percentiles_ms(appearances),
+        "freshness_max_ms": round(max(((v - a) * 1000 for v, a, _ in appearances), default=0)),
+        "freshness_slope_s_per_s": round(freshness_slope, 3),
+        "rows_measured": sum(n for *_, n in appearances),
+        "consumer_lag_slope_per_s": round(lag_slope),
+        "consumer_lag_at_window_end": _lag_at(p.lag, t1),
+        "drain_s_after_source_stopped": round(drained - stopped, 1) if drained is not None else None,
+        "window_s": round(window, 1),
+        "cpu_s": cpu,
+        "cores_used": {name: round(value / window, 2) for name, value in cpu.items()},
+        "load_average_1_5_15_at_start": load_start,
+        "load_average_1_5_15_at_end": _load(),
+    }
+    p.echo(f"  step {target:,.0f}/s: achieved {achieved:,}/s, held={verdict.held} {'; '.join(verdict.reasons)}; "
+           f"freshness {result['freshness_ms']}, load {result['load_average_1_5_15_at_end']}")
+    return result
+
+
+def _lag_at(lag: Lag, at: float) -> dict[str, int | None]:
+    with lag.lock:
+        before = [r for t, r in lag.samples if t <= at]
+    return before[-1] if before else {}
+
+
+def _drain(p: Platform) -> float | None:
+    """Wait until every group has read what was written and no new rows showed for a few seconds; when, or None."""
+    partitions = sum(len(parts) for _, parts in p.lag.groups.values())
+
+    def drained() -> bool:
+        reading = p.lag.read()
+        caught_up = all(v is None or v <= 2 * partitions for v in reading.values())  # transaction markers stay behind
+        return caught_up and time.time() - p.freshness.last_new > 3
+    try:
+        wait_until(drained, DRAIN_S, "pipeline drained", interval_s=1)
+    except Exception:  # noqa: BLE001 - a step that cannot drain is reported as such
+        return None
+    return time.time()
+
+
+# ------------------------------------------------------------------------------------------- GlassFlow-shaped run
+def glassflow_event(rng: random.Random, now_ms: int) -> dict[str, Any]:
+    """GlassFlow's load-test record (event_id and user_id uuid4, name, email, created_at) as a stream snapshot.
+
+    event_id → event_id (uuid4 as 32 hex digits, the contract's form); user_id → user_id and stream_id;
+    name → user_login and user_name; email → title; created_at → data_retrieved_at and started_at (now,
+    in ms). The fields GlassFlow's record lacks get constants; no profile or game is published for them, so
+    the temporal joins run and find nothing (a LEFT JOIN keeps the row).
+    """
+    user = uuid.UUID(int=rng.getrandbits(128), version=4)
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    created = iso_ms(now_ms)
+    return {"event_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex, "stream_id": str(user), "user_id": str(user),
+            "user_login": f"{first}_{last}".lower(), "user_name": f"{first} {last}", "game_id": "0", "game_name": "", "stream_type": "live",
+            "title": f"{first}.{last}{rng.randrange(100)}@example.com".lower(), "viewer_count": 0, "started_at": created, "language": "en",
+            "is_mature": False, "tags": [], "data_retrieved_at": created}
+
+
+_FIRST = ("Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam", "Mia", "Noah", "Olga", "Paul")
+_LAST = ("Smith", "Garcia", "Müller", "Rossi", "Dubois", "Kowalski", "Silva", "Jensen", "Novak", "Tanaka", "Okafor", "Larsen")
+
+
+def glassflow_run(p: Platform, records: int, seed: int = 42) -> dict[str, Any]:
+    """``records`` sends (10 % duplicates) into game_streams from one process, as fast as it goes; then count
+    the unique total in ClickHouse (count() without FINAL), sending heartbeats meanwhile as a live source does."""
+    settings = p.settings
+    load_start = _load()
+    started_ms = int(time.time() * 1000)
+    p.freshness.reset(started_ms)
+    cpu0 = p.processes.cpu_now()
+    publisher = make_publisher(settings, RunOptions(events=records, duplicates=DUPLICATES, seed=seed))
+    rng = random.Random(seed)
+    first_sent = time.time()
+    next_heartbeat = first_sent + settings.heartbeat_interval_s
+    sent = 0
+    while True:
+        now_ms = int(time.time() * 1000)
+        if not publisher.publish("game_streams", glassflow_event(rng, now_ms), now_ms):
+            break
+        sent += 1
+        if sent % 512 == 0:
+            publisher.poll()
+            if time.time() >= next_heartbeat:
+                publisher.heartbeats(now_ms)
+                next_heartbeat = time.time() + settings.heartbeat_interval_s
+    undelivered = publisher.flush()
+    last_sent = time.time()
+    stats = publisher.summary()["game_streams"]
+    unique = stats["unique"]
+    found = 0
+
+    def complete() -> bool:
+        nonlocal found
+        publisher.heartbeats(int(time.time() * 1000))  # a live source's heartbeats: the event-time operators release the tail
+        publisher.poll()
+        with clickhouse_client(settings) as client:
+            found = client.query(f"SELECT count() FROM {TABLE} WHERE data_retrieved_at >= fromUnixTimestamp64Milli({{s:Int64}})",
+                                 parameters={"s": started_ms}).result_rows[0][0]
+        return found >= unique
+
+    deadline = max(300.0, records / 500)
+    try:
+        wait_until(complete, deadline, "the unique total in ClickHouse", interval_s=0.2)
+        all_visible = time.time()
+    except Exception:  # noqa: BLE001 - reported with what was found
+        all_visible = None
+    publisher.flush()
+    cpu1 = p.processes.cpu_now()
+    with clickhouse_client(settings) as client:
+        late = client.query("SELECT count() FROM late_events WHERE data_retrieved_at >= fromUnixTimestamp64Milli({s:Int64})",
+                            parameters={"s": started_ms}).result_rows[0][0]
+    appearances = p.freshness.window(started_ms / 1000, time.time())
+    publish_s = last_sent - first_sent
+    total_s = (all_visible or time.time()) - first_sent
+    result = {
+        "records": stats["sent"],
+        "unique": unique,
+        "duplicates": stats["duplicates"],
+        "publishers": 1,
+        "undelivered": undelivered,
+        "source_events_per_s": round(stats["sent"] / publish_s),
+        "pipeline_events_per_s": round(stats["sent"] / total_s) if all_visible else None,
+        "pipeline_unique_per_s": round(unique / total_s) if all_visible else None,
+        "lag_s": round(all_visible - last_sent, 1) if all_visible else None,
+        "found_in_clickhouse": found,
+        "exactly_unique_total": found == unique,
+        "late_events": late,
+        "freshness_ms": _percentiles_ms(appearances),
+        "cpu_s": {name: round(cpu1[name] - cpu0.get(name, cpu1[name]), 1) for name in cpu1},
+        "load_average_1_5_15_at_start": load_start,
+        "load_average_1_5_15_at_end": _load(),
+    }
+    p.echo(f"  glassflow-shaped: {result['records']:,} records at {result['source_events_per_s']:,}/s into Kafka, "
+           f"pipeline {result['pipeline_events_per_s']}/s, lag {result['lag_s']} s, exact {result['exactly_unique_total']}")
+    return result
+
+
+# ------------------------------------------------------------------------------------------- run
+def _settings_used(settings: Settings) -> dict[str, Any]:
+    knobs = ("kafka_partitions", "flink_parallelism", "flink_task_slots", "flink_taskmanager_memory", "flink_jobmanager_memory",
+             "kafka_heap", "checkpoint_interval_s", "watermark_lateness_s", "heartbeat_interval_s", "sink_batch_rows",
+             "sink_batch_max_wait_s", "producer_compression", "producer_linger_ms", "producer_validate")
+    return {k: getattr(settings, k) for k in knobs} | {
+        "jobs": [j.name for j in catalog.streaming_jobs()], "duplicates": DUPLICATES, "synthetic_poll_interval_s": POLL_INTERVAL_S,
+        "start_rate": START_RATE, "step_factor": STEP_FACTOR, "max_steps": MAX_STEPS, "warmup_s": WARMUP_S, "measure_s": MEASURE_S,
+        "tail_s": TAIL_S, "drain_s": DRAIN_S, "glassflow_records": GLASSFLOW_RECORDS, "freshness_poll_s": FRESHNESS_POLL_S,
+        "freshness_bucket_ms": BUCKET_MS,
+    }
+
+
+def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average_1_5_15_at_start": _load()}
+    began = time.monotonic()
+    run_dir = settings.run_path
+    procs = {"kafka": ManagedProcess("kafka", run_dir), "flink_jobmanager": ManagedProcess("flink-jobmanager", run_dir),
+             "flink_taskmanager": ManagedProcess("flink-taskmanager", run_dir), "clickhouse_server": ManagedProcess("clickhouse", run_dir),
+             "sink": ManagedProcess("sink", run_dir), "producer": ManagedProcess("producer", run_dir)}
+    processes = Processes(procs)
+    with running(settings, ["kafka", "iceberg", "clickhouse", "flink"]):
+        try:
+            apply_migrations(settings)
+            ensure_topics(settings)
+            submit_began = time.monotonic()
+            start_all(settings, echo=lambda line: echo(" " + line))
+            submit_s = time.monotonic() - submit_began
+            start_services(settings, echo=lambda line: echo(" " + line), only=["sink"])
+            offsets = Consumer(client_config(settings, **{"group.id": "bench-e2e-offsets"}))
+            p = Platform(settings, Freshness(settings), processes, Lag(settings), offsets, procs["producer"], echo)
+            steps: list[dict[str, Any]] = []
+            try:
+                seed = 100
+                while (target := _e2e_stats.next_rate([(s["target_events_per_s"], s["held"]) for s in steps], START_RATE, STEP_FACTOR, MAX_STEPS)):
+                    seed += 1
+                    steps.append(rate_step(p, target, seed))
+                glassflow = glassflow_run(p, GLASSFLOW_RECORDS) if GLASSFLOW_RECORDS else None
+                lake_total = lake_rows(settings)
+            finally:
+                p.freshness.close()
+                p.lag.close()
+                offsets.close()
+        finally:
+            stop_services(settings, echo=lambda _: None)
+            processes.close()
+    machine |= {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average_1_5_15_at_end": _load()}
+    best = max((s for s in steps if s["held"]), key=lambda s: s["achieved_events_per_s"], default=None)
+    return {
+        "end_to_end_events_per_s": best["achieved_events_per_s"] if best else None,
+        "end_to_end_unique_rows_per_s": best["stage_events_per_s"][f"ClickHouse {TABLE}"] if best else None,
+        "freshness_ms": best["freshness_ms"] if best else {},
+        "freshness_measured": f"ClickHouse polled every {FRESHNESS_POLL_S:g} s: the first poll that shows a {TABLE} row, minus its "
+                              f"data_retrieved_at (bucketed to {BUCKET_MS} ms)",
+        "peak_rss_mb": {name: round(mb) for name, mb in processes.peak_rss.items()},
+        "cpu_s_total": {name: round(s, 1) for name, s in processes.cpu.items()},
+        "rates": steps,
+        "glassflow_shaped": glassflow,
+        "glassflow_published": _e2e_report.GLASSFLOW_PUBLISHED,
+        "iceberg_rows_total": lake_total,
+        "job_submission_s": round(submit_s, 1),
+        "machine": machine,
+        "settings": _settings_used(settings),
+        "logs": log_errors(settings),
+        "run_dir": str(run_dir),
+        "benchmark_s": round(time.monotonic() - began),
+    }
+
+
+def main() -> dict:
+    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-e2e-")))
+    result = run(settings, echo=lambda line: print(line, flush=True))
+    _e2e_report.write(result, REPORT_DIR)
+    return result
+
+
+if __name__ == "__main__":
+    json.dump(main(), sys.stdout, indent=2, default=str)
