@@ -6,6 +6,7 @@ Offline: kustomize through kubectl, Kubernetes' JSON Schemas from `kubernetes-va
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
@@ -13,8 +14,11 @@ import pytest
 import yaml
 
 from connectors import catalog
+from connectors.iceberg import S3_FILE_IO, flink_catalog_options, pyiceberg_properties
 from tests.k8s import validate
-from tests.k8s.validate import CRD_DIR, OVERLAYS, ROOT, build, hadolint, policy_violations, problems
+from tests.k8s.validate import CRD_DIR, DOCKERFILE, OVERLAYS, ROOT, build, hadolint, policy_violations, problems
+from twitch_pipeline.k8s_manifests import CONFIGMAP
+from twitch_pipeline.settings import load_settings
 
 BROKEN = Path(__file__).resolve().parents[1] / "k8s" / "fixtures" / "broken.yaml"
 DOCS = ROOT / "docs" / "kubernetes.md"
@@ -122,3 +126,59 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path):
     bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n", encoding="utf-8")
     code, out = hadolint(bad)
     assert code != 0 and "DL3007" in out  # latest tag
+
+
+#: The object store each overlay's lake is on: (S3 endpoint, path-style access); prod is AWS S3 itself.
+LAKE_STORE = {"dev": ("http://minio:9000", "true"), "prod": (None, None)}
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_lake_is_the_rest_catalog_on_the_overlays_object_store(overlay):
+    """The settings each overlay renders make connectors/iceberg.py build the REST catalog with S3FileIO on its store."""
+    path, objects = overlay
+    data = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == CONFIGMAP)["data"]
+    settings = load_settings(environ=data, dotenv=None)  # also runs the settings' own consistency checks
+    flink, python = flink_catalog_options(settings), pyiceberg_properties(settings)
+    assert flink["catalog-type"] == "rest" and flink["io-impl"] == S3_FILE_IO and flink["uri"] == python["uri"]
+    assert flink["warehouse"] == python["warehouse"] and flink["warehouse"].startswith("s3://")
+    endpoint, path_style = LAKE_STORE[path.name]
+    assert flink.get("s3.endpoint") == python.get("s3.endpoint") == endpoint
+    assert flink.get("s3.path-style-access") == path_style
+    assert flink["client.region"] == python["s3.region"] == data["TWITCH_PIPELINE_ICEBERG_S3_REGION"]
+    assert not any("key" in k for k in {**flink, **python}), "keys come from the Secret through the AWS chain, not the ConfigMap"
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    host, port = settings.iceberg_uri.removeprefix("http://").split(":")
+    assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+    if endpoint:
+        host, port = endpoint.removeprefix("http://").split(":")
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+    # The REST server reads the warehouse, region (and in dev the endpoint) from the same ConfigMap keys.
+    rest = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "iceberg-rest")
+    env = _env(rest["spec"]["template"]["spec"]["containers"][0])
+    for variable, key in {"CATALOG_WAREHOUSE": "WAREHOUSE", "CATALOG_CLIENT_REGION": "S3_REGION",
+                          **({"CATALOG_S3_ENDPOINT": "S3_ENDPOINT", "CATALOG_S3_PATH__STYLE__ACCESS": "S3_PATH_STYLE_ACCESS"} if endpoint else {})}.items():
+        assert env[variable]["valueFrom"]["configMapKeyRef"]["key"] == f"TWITCH_PIPELINE_ICEBERG_{key}", variable
+    # Everything that reads or writes lake files gets the object store's keys (optional: an IAM role may serve them).
+    readers = [fd["spec"]["podTemplate"]["spec"]["containers"][0] for fd in objects if fd["kind"] == "FlinkDeployment"]
+    readers += [c for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] in ("iceberg-rest", "airflow-scheduler")
+                for c in o["spec"]["template"]["spec"]["containers"]]
+    for container in readers:
+        env = _env(container)
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == "object-store-credentials", (container["name"], variable)
+
+
+def test_image_carries_iceberg_s3fileio_of_the_pinned_iceberg_release():
+    """S3FileIO lives in iceberg-aws-bundle, which must match iceberg-flink-runtime's release; the image builds the pom."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    pom = ET.parse(ROOT / "jvm" / "pom.xml").getroot()
+    items = {i.findtext("m:artifactId", namespaces=ns): i.findtext("m:version", namespaces=ns)
+             for e in pom.iterfind(".//m:execution", ns) if e.findtext("m:id", namespaces=ns) == "flink-connectors"
+             for i in e.iterfind(".//m:artifactItem", ns)}
+    assert items["iceberg-aws-bundle"] == items["iceberg-flink-runtime-2.0"] == "${iceberg.version}"
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    assert "mvn -q -B -f jvm/pom.xml package" in dockerfile and "COPY jvm/src jvm/src" in dockerfile
+    assert "COPY --from=jars /jars/flink/ /opt/flink/lib/" in dockerfile
