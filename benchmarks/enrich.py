@@ -7,9 +7,8 @@ watermark lateness) unless stated.
 
 * throughput: 2k profiles and 200 games are published, then a backlog of game_streams snapshots (5k
   streams polled once a minute of event time, every owner and game known, ~10 % re-sent with the same
-  event_id) and the job runs bounded over it, once per SQL variant on the same backlog and platform:
-  the current SQL (each record parsed once) and, for comparison, the earlier one that called
-  JSON_VALUE per field (benchmarks/enrich_streams_json_value.sql). Flink's own job duration includes
+  event_id) and the job runs bounded over it, once per variant (Flink configuration given to the driver)
+  on the same backlog and platform, see VARIANTS. Flink's own job duration includes
   scheduling, deployment and operator start-up; the corrected rate counts from the moment the last
   subtask was RUNNING (the REST API's per-subtask state times) to the end, final checkpoint and commits
   included. The `flink run` client (JVM, Python, planning: tens of seconds here) is reported apart.
@@ -25,8 +24,9 @@ watermark lateness) unless stated.
   leave the event-time temporal join once the watermark (max event time - lateness) has passed it,
   and the exactly-once sink only exposes it at the next checkpoint commit: latency ~ lateness + up to
   one checkpoint interval (and, for the quiet profile and game topics, up to one heartbeat interval).
-  It runs at the previous defaults (30 s lateness, 10 s checkpoints, 5 s heartbeats), at short ones, and at
-  short ones with 5 s heartbeats, to show what each knob costs.
+  It runs at the defaults (1 s lateness, 1 s checkpoints) with heartbeats every 1 s and every 5 s: what the
+  heartbeat interval buys in freshness and costs in records and TaskManager CPU. (The previous defaults, 30 s
+  lateness and 10 s checkpoints, measured p99 42.3 s: docs/performance.md.)
 """
 
 from __future__ import annotations
@@ -73,16 +73,14 @@ LATENCY_RATE = 300  # events/s
 LATENCY_WARMUP_S = 10
 # (settings, seconds measured after the warm-up) of each latency run
 LATENCY_RUNS = {
-    "lateness_30s_checkpoint_10s_heartbeat_5s": ({"watermark_lateness_s": 30.0, "checkpoint_interval_s": 10.0, "heartbeat_interval_s": 5.0}, 40),
     "lateness_1s_checkpoint_1s_heartbeat_1s": ({"watermark_lateness_s": 1.0, "checkpoint_interval_s": 1.0, "heartbeat_interval_s": 1.0}, 60),
     "lateness_1s_checkpoint_1s_heartbeat_5s": ({"watermark_lateness_s": 1.0, "checkpoint_interval_s": 1.0, "heartbeat_interval_s": 5.0}, 40),
 }
 # The job's variants timed on the same backlog (driver arguments): the current one first, so JIT warm-up favours
-# the others. The earlier job called JSON_VALUE per field; object reuse was measured and is not on.
+# the others. (JSON_VALUE per field, before parsing once, measured 7,230 events/s, 6,649 per CPU-second.)
 VARIANTS = {
     "current": [],
     "with_object_reuse": ["--conf", "pipeline.object-reuse=true"],
-    "before_json_value_per_field": ["--sql", str(Path(__file__).with_name("enrich_streams_json_value.sql"))],
 }
 DISORDER_SECONDS = 75
 DISORDER_POLL_INTERVAL_S = 15.0  # several polls of the synthetic source within the measurement
@@ -481,19 +479,25 @@ def latency(settings: Settings, world: World, seconds: float, seed: int) -> dict
     stop_producing = measured_from + seconds
     streams = itertools.count()
     next_heartbeat = 0.0
+    heartbeats = 0  # heartbeat records written in the measured window: what a shorter interval costs in records
+    cpu_measured: list[float] = []  # the TaskManager's CPU seconds at the start and end of the measured window
     try:
         tick = time.time()
         while (now := time.time()) < stop_producing:
+            if now >= measured_from and not cpu_measured:
+                cpu_measured.append(cpu_seconds(flink.processes[1]))
             for _ in range(LATENCY_RATE // 10):
                 event = resender.next(lambda: world.snapshot(next(streams) % STREAMS, int(now * 1000)))
                 produced.setdefault(event["event_id"], now)
                 _send(producer, "game_streams", event["stream_id"], event)
             if now >= next_heartbeat:
-                emit_heartbeats(producer, INPUT_TOPICS, int(now * 1000))
+                sent = emit_heartbeats(producer, INPUT_TOPICS, int(now * 1000))
+                heartbeats += sent if now >= measured_from else 0
                 next_heartbeat = now + settings.heartbeat_interval_s
             producer.poll(0)
             tick += 0.1
             time.sleep(max(0.0, tick - time.time()))  # pacing the producer, not waiting for a result
+        cpu_measured.append(cpu_seconds(flink.processes[1]))
         _flush(producer)
         expected = {eid for eid, at in produced.items() if at >= measured_from}
         deadline_s = settings.watermark_lateness_s + 3 * settings.checkpoint_interval_s + 60
@@ -517,6 +521,8 @@ def latency(settings: Settings, world: World, seconds: float, seed: int) -> dict
         "rate_events_per_s": LATENCY_RATE,
         "measured_events": len(expected),
         "produce_to_visible": _percentiles(delays),
+        "heartbeat_records_per_s": round(heartbeats / seconds, 1),
+        "taskmanager_cores_used": round((cpu_measured[1] - cpu_measured[0]) / seconds, 3),
         "expected_bound_s": f"~{lateness:g} (lateness) + 0.1 (dedup window) + 0..{settings.heartbeat_interval_s:g} (heartbeats of quiet topics) "
                             f"+ 0..{interval:g} (next checkpoint commit) + processing",
         "taskmanager_rss_mb_while_streaming": tm_rss,

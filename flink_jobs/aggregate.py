@@ -8,10 +8,8 @@ late for their window to `late_events`. Submit with `twitch-pipeline submit aggr
 
 from __future__ import annotations
 
-import argparse
-
-from flink_jobs.runtime import execute_script, sql_params, table_env
-from twitch_pipeline.settings import Settings, load_settings
+from flink_jobs.runtime import job_parser, start_job
+from twitch_pipeline.settings import Settings
 
 JOB_NAME = "aggregate_streams"
 
@@ -39,17 +37,10 @@ def partition_by_day(settings: Settings, tables: tuple[str, ...] = GOLD_TABLES) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=JOB_NAME, description=__doc__)
-    parser.add_argument("--bounded", action="store_true", help="stop at the offsets present at start (backfill/test)")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    env = table_env(settings, JOB_NAME, bounded=args.bounded)
-    params = sql_params(settings, JOB_NAME, bounded=args.bounded)
-    execute_script(env, "aggregate_tables", params)
-    partition_by_day(settings)
-    result = execute_script(env, "aggregate_windows", params)
-    if args.bounded and result is not None:
-        result.wait()
+    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv))
+    job.execute("aggregate_tables")
+    partition_by_day(job.settings)
+    job.execute("aggregate_windows")
 
 
 if __name__ == "__main__":

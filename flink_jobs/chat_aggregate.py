@@ -8,11 +8,8 @@ offsets present at start, and the end of input closes every window.
 
 from __future__ import annotations
 
-import argparse
-
 from flink_jobs.aggregate import partition_by_day
-from flink_jobs.runtime import execute_script, sql_params, table_env
-from twitch_pipeline.settings import load_settings
+from flink_jobs.runtime import job_parser, start_job
 
 JOB_NAME = "chat_aggregate"
 
@@ -21,19 +18,11 @@ GOLD_TABLES = ("chat_minute_stats", "chat_top_emotes")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=JOB_NAME, description=__doc__)
-    parser.add_argument("--bounded", action="store_true", help="stop at the offsets present at start (backfill/test)")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    env = table_env(settings, JOB_NAME, bounded=args.bounded)
     # Chained operators hand records on without a defensive copy: every stateful operator sits behind a keyed exchange.
-    env.get_config().set("pipeline.object-reuse", "true")
-    params = sql_params(settings, JOB_NAME, bounded=args.bounded)
-    execute_script(env, "chat_aggregate_tables", params)
-    partition_by_day(settings, GOLD_TABLES)
-    result = execute_script(env, "chat_aggregate_windows", params)
-    if args.bounded and result is not None:
-        result.wait()
+    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv), conf={"pipeline.object-reuse": "true"})
+    job.execute("chat_aggregate_tables")
+    partition_by_day(job.settings, GOLD_TABLES)
+    job.execute("chat_aggregate_windows")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
 """What every job driver shares: a configured TableEnvironment and SQL loaded from ``sql/`` by name.
 
-A driver builds its environment with :func:`table_env`, then runs ``.sql`` files through
-:func:`execute_script`. The SQL itself never changes between modes: ``bounded=True`` only switches
-the Kafka sources to stop at the offsets present when the job starts (tests and backfills), while the
-streaming default reads forever.
+A driver's ``main`` calls :func:`start_job` (the shared command line, the configured TableEnvironment and
+the SQL parameters), then runs ``.sql`` files with :meth:`Job.execute`. The SQL itself never changes between
+modes: ``--bounded`` only switches the Kafka sources to stop at the offsets present when the job starts (tests
+and backfills), while the streaming default reads forever.
+
+A Kafka table's connector options come from one fragment per catalog topic, so a job's SQL declares only its
+columns, watermark and format: ``WITH (${kafka_source:game_streams}, 'format' = 'raw')`` and
+``WITH (${kafka_sink:late_events})`` (exactly once, keyed by the topic's catalog key).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connectors import catalog
 from connectors.iceberg import flink_catalog_ddl
 from connectors.sql_script import split_statements
-from connectors.topics import HEARTBEAT_KEY
-from twitch_pipeline.settings import Settings
+from connectors.topics import HEARTBEAT_KEY, heartbeat_keys
+from twitch_pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyflink.table import StatementSet, TableEnvironment, TableResult
@@ -52,33 +59,61 @@ def table_env(settings: Settings, job_name: str, *, bounded: bool = False) -> "T
 
 
 def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str, str]:
-    """Values substituted into ``${name}`` placeholders of the SQL files."""
-    return {
-        "bootstrap": settings.bootstrap_servers,
+    """Values substituted into ``${name}`` placeholders of the SQL files, the Kafka fragments of every topic included."""
+    # A bounded run (test, backfill) reads from the start under its own group, so it neither resumes from nor
+    # moves the offsets of the streaming job of the same name; and it has its own transactional ids: a backfill
+    # sharing the streaming job's ids would fence its producers.
+    run_id = f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else "")
+    source = {
+        "properties.bootstrap.servers": settings.bootstrap_servers,
+        "properties.group.id": run_id,
+        # Exactly-once inputs (the jobs' outputs) are read as committed; the producers' topics have no transactions.
+        "properties.isolation.level": "read_committed",
+        "properties.auto.offset.reset": "earliest",
+        "scan.startup.mode": "earliest-offset" if bounded else "group-offsets",
+        # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
+        "scan.bounded.mode": "latest-offset" if bounded else "unbounded",
+    }
+    # What every exactly-once Kafka output shares; each sink has its own transactional-id prefix (sinks sharing
+    # one would fence each other). The broker allows the 15 min transaction timeout.
+    sink = {
+        "properties.bootstrap.servers": settings.bootstrap_servers,
+        "properties.transaction.timeout.ms": "900000",
+        "sink.delivery-guarantee": "exactly-once",
+        "value.format": "json",
+        "value.fields-include": "ALL",
+        "value.json.timestamp-format.standard": "ISO-8601",
+    }
+    params = {
         "catalog": settings.iceberg_catalog,
         "namespace": settings.iceberg_namespace,
         "lateness": interval_literal(settings.watermark_lateness_s),
         "heartbeat_key": HEARTBEAT_KEY.decode(),
         "max_event_chars": str(settings.max_event_chars),
-        # A bounded run (test, backfill) reads from the start under its own group, so it neither resumes
-        # from nor moves the offsets of the streaming job of the same name.
-        "group_id": f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else ""),
-        "startup_mode": "earliest-offset" if bounded else "group-offsets",
-        # Its own transactional ids too: a backfill sharing the streaming job's ids would fence its producers.
-        "txn_prefix": f"twitch-pipeline-{job_name}" + ("-bounded" if bounded else ""),
-        # Bounded runs stop at the offsets that exist when the job starts; streaming runs never stop.
-        "bounded_mode": "latest-offset" if bounded else "unbounded",
-        # What every exactly-once Kafka output shares (a sink adds connector, topic, its own transactional-id
-        # prefix — sinks sharing one would fence each other — and its key). The broker allows the 15 min timeout.
-        "exactly_once_json_sink": ", ".join(f"'{k}' = '{v}'" for k, v in {
-            "properties.bootstrap.servers": settings.bootstrap_servers,
-            "properties.transaction.timeout.ms": "900000",
-            "sink.delivery-guarantee": "exactly-once",
-            "value.format": "json",
-            "value.fields-include": "ALL",
-            "value.json.timestamp-format.standard": "ISO-8601",
-        }.items()),
+        "group_id": run_id,
     }
+    for topic in catalog.TOPICS:
+        params[f"kafka_source:{topic.name}"] = with_options({"connector": "kafka", "topic": topic.name, **source})
+        params[f"kafka_sink:{topic.name}"] = with_options({
+            "connector": "kafka", "topic": topic.name, "sink.transactional-id-prefix": f"{run_id}-{topic.name}", **key_options(topic), **sink})
+    return params
+
+
+def key_options(topic: catalog.Topic) -> dict[str, str]:
+    """A sink's record key: the topic's catalog key, as raw bytes (what the producers and the heartbeat keys use).
+
+    A timestamp key (``top_streams``' window_start) has no raw form: it is written as JSON.
+    """
+    if not topic.key:
+        return {}
+    columns = {c.name: c.type for o in catalog.OUTPUTS if o.name == topic.name for c in o.columns}
+    if columns.get(topic.key, "").startswith("DateTime"):
+        return {"key.fields": topic.key, "key.format": "json", "key.json.timestamp-format.standard": "ISO-8601"}
+    return {"key.fields": topic.key, "key.format": "raw"}
+
+
+def with_options(options: dict[str, str]) -> str:
+    return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
 
 
 def interval_literal(seconds: float) -> str:
@@ -103,7 +138,7 @@ def load_sql(name: str | Path, params: dict[str, str]) -> list[str]:
             raise KeyError(f"{path.name} uses ${{{match.group(1)}}}, which is not a known parameter")
         return params[match.group(1)]
 
-    return split_statements(re.sub(r"\$\{(\w+)\}", value, path.read_text()))
+    return split_statements(re.sub(r"\$\{([\w:]+)\}", value, path.read_text()))
 
 
 def execute_script(env: "TableEnvironment", name: str | Path, params: dict[str, str]) -> "TableResult | None":
@@ -117,3 +152,48 @@ def execute_script(env: "TableEnvironment", name: str | Path, params: dict[str, 
         else:
             env.execute_sql(stmt)
     return inserts.execute() if has_insert else None
+
+
+@dataclass
+class Job:
+    """A driver's run: its arguments, settings, configured environment and SQL parameters."""
+
+    args: argparse.Namespace
+    settings: Settings
+    env: "TableEnvironment"
+    params: dict[str, str]
+
+    def execute(self, name: str | Path) -> "TableResult | None":
+        """Run one ``.sql`` file; a bounded run waits for the job its INSERTs make to finish."""
+        result = execute_script(self.env, name, self.params)
+        if self.args.bounded and result is not None:
+            result.wait()
+        return result
+
+
+def job_parser(job_name: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line every driver takes; a driver may add its own arguments before :func:`start_job`."""
+    parser = argparse.ArgumentParser(prog=job_name, description=doc)
+    parser.add_argument("--bounded", action="store_true", help="stop at the offsets present at start (backfill/test)")
+    # Benchmarks run variants of a job's configuration side by side; a user tries a setting without a release.
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="Flink configuration over the job's own (repeatable)")
+    return parser
+
+
+def start_job(job_name: str, args: argparse.Namespace, *, conf: dict[str, str] | None = None, relay_heartbeats_to: str | None = None) -> Job:
+    """Settings, the job's TableEnvironment with ``conf`` (then ``--conf``) over the shared configuration, and its SQL parameters.
+
+    ``relay_heartbeats_to``: the output topic the job relays heartbeats to, once per partition, under the keys
+    ``${heartbeat_keys}`` lists. Its partition count is read from the broker when the job is submitted
+    (resubmit after adding partitions).
+    """
+    settings = load_settings()
+    env = table_env(settings, job_name, bounded=args.bounded)
+    for key, value in {**(conf or {}), **dict(item.partition("=")[::2] for item in args.conf)}.items():
+        env.get_config().set(key, value)
+    params = sql_params(settings, job_name, bounded=args.bounded)
+    if relay_heartbeats_to:
+        from connectors.kafka import partition_count
+
+        params["heartbeat_keys"] = ", ".join(f"'{k}'" for k in heartbeat_keys(partition_count(settings, relay_heartbeats_to)))
+    return Job(args, settings, env, params)

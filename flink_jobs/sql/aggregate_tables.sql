@@ -15,19 +15,7 @@ CREATE TEMPORARY TABLE game_streams_enriched_source (
   broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
   data_retrieved_at TIMESTAMP_LTZ(3),
   WATERMARK FOR data_retrieved_at AS data_retrieved_at - ${lateness}
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'game_streams_enriched',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'scan.watermark.emit.strategy' = 'on-event',
-  'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
-);
+) WITH (${kafka_source:game_streams_enriched}, 'scan.watermark.emit.strategy' = 'on-event', 'format' = 'json', 'json.timestamp-format.standard' = 'ISO-8601');
 
 -- ------------------------------------------------------------------------------------------- gold tables
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_minute_stats (
@@ -57,60 +45,19 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.top_streams (
 ) WITH ('format-version' = '2');
 
 -- ------------------------------------------------------------------------------------------- output topics
--- Exactly-once: one transaction per checkpoint, each sink with its own transactional-id prefix (sinks
--- sharing a prefix would fence each other). The broker caps transaction timeouts at 15 min by default.
-CREATE TEMPORARY TABLE game_minute_stats_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'game_minute_stats',
-  'sink.transactional-id-prefix' = '${txn_prefix}-game-minute',
-  'key.format' = 'raw',
-  'key.fields' = 'game_id',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.game_minute_stats (EXCLUDING ALL);
+-- ${kafka_sink:<topic>}: exactly once (one transaction per checkpoint, a transactional-id prefix per sink),
+-- keyed by the topic's key in connectors/catalog.py.
+CREATE TEMPORARY TABLE game_minute_stats_topic WITH (${kafka_sink:game_minute_stats}) LIKE `${catalog}`.`${namespace}`.game_minute_stats (EXCLUDING ALL);
 
-CREATE TEMPORARY TABLE language_minute_stats_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'language_minute_stats',
-  'sink.transactional-id-prefix' = '${txn_prefix}-language-minute',
-  'key.format' = 'raw',
-  'key.fields' = 'language',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.language_minute_stats (EXCLUDING ALL);
+CREATE TEMPORARY TABLE language_minute_stats_topic WITH (${kafka_sink:language_minute_stats}) LIKE `${catalog}`.`${namespace}`.language_minute_stats (EXCLUDING ALL);
 
-CREATE TEMPORARY TABLE share_minute_stats_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'share_minute_stats',
-  'sink.transactional-id-prefix' = '${txn_prefix}-share-minute',
-  'key.format' = 'raw',
-  'key.fields' = 'dimension',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.share_minute_stats (EXCLUDING ALL);
+CREATE TEMPORARY TABLE share_minute_stats_topic WITH (${kafka_sink:share_minute_stats}) LIKE `${catalog}`.`${namespace}`.share_minute_stats (EXCLUDING ALL);
 
-CREATE TEMPORARY TABLE stream_duration_stats_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'stream_duration_stats',
-  'sink.transactional-id-prefix' = '${txn_prefix}-duration',
-  'key.format' = 'raw',
-  'key.fields' = 'game_id',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.stream_duration_stats (EXCLUDING ALL);
+CREATE TEMPORARY TABLE stream_duration_stats_topic WITH (${kafka_sink:stream_duration_stats}) LIKE `${catalog}`.`${namespace}`.stream_duration_stats (EXCLUDING ALL);
 
 -- Keyed by window: the ten rows of one window land on one partition, in rank order.
-CREATE TEMPORARY TABLE top_streams_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'top_streams',
-  'sink.transactional-id-prefix' = '${txn_prefix}-top-streams',
-  'key.format' = 'json',
-  'key.fields' = 'window_start',
-  'key.json.timestamp-format.standard' = 'ISO-8601',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.top_streams (EXCLUDING ALL);
+CREATE TEMPORARY TABLE top_streams_topic WITH (${kafka_sink:top_streams}) LIKE `${catalog}`.`${namespace}`.top_streams (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE late_events_topic (
   event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'late_events',
-  'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:late_events});

@@ -12,39 +12,16 @@ CREATE TEMPORARY TABLE chat_silver_source (
   emote_count INT, is_emote_only BOOLEAN, emote_names STRING, sentiment DOUBLE,
   is_question BOOLEAN, is_mention BOOLEAN, is_reply BOOLEAN, is_engagement BOOLEAN,
   WATERMARK FOR sent_at AS sent_at - ${lateness}
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'chat_silver',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'scan.watermark.emit.strategy' = 'on-event',
-  'format' = 'json',
-  'json.ignore-parse-errors' = 'false',
-  'json.timestamp-format.standard' = 'ISO-8601'
-);
+) WITH (${kafka_source:chat_silver}, 'scan.watermark.emit.strategy' = 'on-event', 'format' = 'json', 'json.ignore-parse-errors' = 'false',
+  'json.timestamp-format.standard' = 'ISO-8601');
 
 -- The stream snapshots (written by enrich_streams, heartbeats relayed to every partition): the viewers,
 -- game and title of each channel's stream in each minute.
 CREATE TEMPORARY TABLE game_streams_enriched_source (
   event_id STRING, user_login STRING, game_name STRING, title STRING, viewer_count INT, data_retrieved_at TIMESTAMP_LTZ(3),
   WATERMARK FOR data_retrieved_at AS data_retrieved_at - ${lateness}
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'game_streams_enriched',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'scan.watermark.emit.strategy' = 'on-event',
-  'format' = 'json',
-  'json.timestamp-format.standard' = 'ISO-8601'
-);
+) WITH (${kafka_source:game_streams_enriched}, 'scan.watermark.emit.strategy' = 'on-event', 'format' = 'json',
+  'json.timestamp-format.standard' = 'ISO-8601');
 
 -- ------------------------------------------------------------------------------------------- gold tables
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_minute_stats (
@@ -63,29 +40,10 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_top_emotes (
 ) WITH ('format-version' = '2');
 
 -- ------------------------------------------------------------------------------------------- output topics
-CREATE TEMPORARY TABLE chat_minute_stats_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'chat_minute_stats',
-  'sink.transactional-id-prefix' = '${txn_prefix}-minute',
-  'key.format' = 'raw',
-  'key.fields' = 'channel',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.chat_minute_stats (EXCLUDING ALL);
+CREATE TEMPORARY TABLE chat_minute_stats_topic WITH (${kafka_sink:chat_minute_stats}) LIKE `${catalog}`.`${namespace}`.chat_minute_stats (EXCLUDING ALL);
 
-CREATE TEMPORARY TABLE chat_top_emotes_topic WITH (
-  'connector' = 'kafka',
-  'topic' = 'chat_top_emotes',
-  'sink.transactional-id-prefix' = '${txn_prefix}-top-emotes',
-  'key.format' = 'raw',
-  'key.fields' = 'channel',
-  ${exactly_once_json_sink}
-) LIKE `${catalog}`.`${namespace}`.chat_top_emotes (EXCLUDING ALL);
+CREATE TEMPORARY TABLE chat_top_emotes_topic WITH (${kafka_sink:chat_top_emotes}) LIKE `${catalog}`.`${namespace}`.chat_top_emotes (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE late_events_topic (
   event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'late_events',
-  'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:late_events});

@@ -25,17 +25,7 @@ CREATE TEMPORARY TABLE chat_messages_source (
     TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
     TIMESTAMP '1970-01-01 00:00:00'),
   WATERMARK FOR event_time AS event_time - ${lateness}
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'chat_messages',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'format' = 'raw'
-);
+) WITH (${kafka_source:chat_messages}, 'format' = 'raw');
 
 -- ------------------------------------------------------------------------------------------- sinks
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_bronze (
@@ -61,33 +51,16 @@ CREATE TEMPORARY TABLE chat_silver_topic (
   message_length INT, char_entropy DOUBLE, emote_count INT, emote_ratio DOUBLE, is_emote_only BOOLEAN, emote_names STRING,
   sentiment DOUBLE, sentiment_label STRING, is_question BOOLEAN, is_mention BOOLEAN, is_reply BOOLEAN, is_engagement BOOLEAN,
   engagement_kinds STRING, source_partition INT, source_offset BIGINT
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'chat_silver',
-  'sink.transactional-id-prefix' = '${txn_prefix}-silver',
-  'key.fields' = 'message_id',
-  'key.format' = 'raw',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:chat_silver});
 
 CREATE TEMPORARY TABLE late_events_topic (
   event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'late_events',
-  'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:late_events});
 
 CREATE TEMPORARY TABLE dead_letter_topic (
   source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
   detected_at TIMESTAMP_LTZ(3), stage STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'dead_letter',
-  'sink.transactional-id-prefix' = '${txn_prefix}-dlq',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:dead_letter});
 
 -- ------------------------------------------------------------------------------------------- parsing
 CREATE TEMPORARY VIEW chat_parsed AS

@@ -24,17 +24,7 @@ CREATE TEMPORARY TABLE game_streams_source (
   proc_time AS PROCTIME(),
   event_time AS COALESCE(json_timestamp(raw_value, 'data_retrieved_at'), TIMESTAMP '1970-01-01 00:00:00'),
   WATERMARK FOR event_time AS event_time - ${lateness}
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'game_streams',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.group.id' = '${group_id}',
-  'properties.isolation.level' = 'read_committed',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = '${startup_mode}',
-  'scan.bounded.mode' = '${bounded_mode}',
-  'format' = 'raw'
-);
+) WITH (${kafka_source:game_streams}, 'format' = 'raw');
 
 -- Profiles and games are compacted topics: always replay them whole to rebuild the versioned tables.
 CREATE TEMPORARY TABLE twitch_users_source WITH ('topic' = 'twitch_users', 'scan.startup.mode' = 'earliest-offset')
@@ -44,40 +34,23 @@ CREATE TEMPORARY TABLE twitch_games_source WITH ('topic' = 'twitch_games', 'scan
   LIKE game_streams_source;
 
 -- ------------------------------------------------------------------------------------------- sinks
--- Keyed by event_id (a heartbeat by the key of the partition it is meant for).
+-- Keyed by event_id, the topic's key (a heartbeat by the key of the partition it is meant for).
 CREATE TEMPORARY TABLE game_streams_enriched_topic (
   event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
   game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
   started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
   broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
   data_retrieved_at TIMESTAMP_LTZ(3)
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'game_streams_enriched',
-  'sink.transactional-id-prefix' = '${txn_prefix}-enriched',
-  'key.fields' = 'event_id',
-  'key.format' = 'raw',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:game_streams_enriched});
 
 CREATE TEMPORARY TABLE late_events_topic (
   event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'late_events',
-  'sink.transactional-id-prefix' = '${txn_prefix}-late',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:late_events});
 
 CREATE TEMPORARY TABLE dead_letter_topic (
   source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
   detected_at TIMESTAMP_LTZ(3), stage STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = 'dead_letter',
-  'sink.transactional-id-prefix' = '${txn_prefix}-dlq',
-  ${exactly_once_json_sink}
-);
+) WITH (${kafka_sink:dead_letter});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
   event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from connectors import catalog
 from flink_jobs.runtime import SQL_DIR, interval_literal, load_sql, sql_params
 from twitch_pipeline.settings import Settings
 
@@ -26,7 +27,43 @@ def test_watermark_lateness_is_passed_as_an_interval():
 def test_bounded_runs_neither_share_offsets_nor_transactions_with_the_streaming_job():
     streaming, bounded = (sql_params(Settings(), "job", bounded=b) for b in (False, True))
     assert streaming["group_id"] != bounded["group_id"]
-    assert streaming["txn_prefix"] != bounded["txn_prefix"]
+    prefix = "'sink.transactional-id-prefix' = '"
+    assert streaming["kafka_sink:late_events"].split(prefix)[1] != bounded["kafka_sink:late_events"].split(prefix)[1]
+
+
+def test_kafka_sources_read_committed_from_the_start_when_bounded_and_from_the_group_offsets_when_streaming():
+    bounded = options(sql_params(Settings(), "job", bounded=True)["kafka_source:game_streams"])
+    streaming = options(sql_params(Settings(), "job", bounded=False)["kafka_source:game_streams"])
+    assert bounded["topic"] == "game_streams" and bounded["properties.isolation.level"] == "read_committed"
+    assert (bounded["scan.startup.mode"], bounded["scan.bounded.mode"]) == ("earliest-offset", "latest-offset")
+    assert (streaming["scan.startup.mode"], streaming["scan.bounded.mode"]) == ("group-offsets", "unbounded")
+    assert streaming["properties.group.id"] == "twitch-pipeline-job" != bounded["properties.group.id"]
+
+
+def test_kafka_sinks_are_exactly_once_keyed_by_the_catalog_key_each_with_its_own_transactional_prefix():
+    params = sql_params(Settings(), "job", bounded=False)
+    sinks = {t.name: options(params[f"kafka_sink:{t.name}"]) for t in catalog.TOPICS}
+    assert all(s["sink.delivery-guarantee"] == "exactly-once" for s in sinks.values())
+    assert len({s["sink.transactional-id-prefix"] for s in sinks.values()}) == len(sinks)
+    assert sinks["game_streams_enriched"]["key.fields"] == "event_id" and sinks["game_streams_enriched"]["key.format"] == "raw"
+    assert "key.fields" not in sinks["late_events"]
+    # a timestamp key has no raw form
+    assert (sinks["top_streams"]["key.fields"], sinks["top_streams"]["key.format"]) == ("window_start", "json")
+
+
+def test_each_jobs_sql_reads_its_inputs_and_writes_its_outputs_through_the_topic_fragments():
+    for job in catalog.JOBS:
+        text = "".join((SQL_DIR / name).read_text() for name in job.sql)
+        assert set(re.findall(r"\$\{kafka_source:(\w+)\}", text)) <= set(job.inputs), job.name
+        assert set(re.findall(r"\$\{kafka_sink:(\w+)\}", text)) <= set(job.outputs), job.name
+        assert "'connector' = 'kafka'" not in text, f"{job.name}: declare Kafka tables with the ${{kafka_source:...}}/${{kafka_sink:...}} fragments"
+
+
+def test_a_fragment_of_an_unknown_topic_is_a_clear_error(tmp_path):
+    script = tmp_path / "typo.sql"
+    script.write_text("CREATE TEMPORARY TABLE t (x INT) WITH (${kafka_sink:late_event});")
+    with pytest.raises(KeyError, match=r"typo.sql uses \$\{kafka_sink:late_event\}"):
+        load_sql(script, sql_params(Settings(), "job", bounded=True))
 
 
 def test_sql_is_loaded_by_name_or_from_a_path(tmp_path):
@@ -52,3 +89,7 @@ def test_functions_the_sql_registers_are_built_from_jvm_sources(repo_root):
 
 def enrich_sql_params() -> dict[str, str]:
     return {**sql_params(Settings(), "enrich_streams", bounded=True), "heartbeat_keys": "'k0'"}
+
+
+def options(fragment: str) -> dict[str, str]:
+    return dict(re.findall(r"'([^']+)' = '([^']*)'", fragment))
