@@ -26,7 +26,7 @@ from typing import Any
 from twitch_pipeline.errors import ConfigurationError
 
 #: Slots handed to Kafka between two flushes (and marks); a restart sends at most twice this many again.
-CHUNK = 20_000
+CHUNK = 5_000
 
 
 @dataclass

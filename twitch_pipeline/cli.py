@@ -9,7 +9,7 @@ from typing import Callable
 
 from connectors.sink import cli as sink_cli
 from producers import cli as producers_cli
-from twitch_pipeline import backfill, check_command, k8s_manifests, sql_command
+from twitch_pipeline import backfill, chaos, check_command, k8s_manifests, sql_command
 from twitch_pipeline.errors import ConfigurationError
 from twitch_pipeline.settings import (
     Settings,
@@ -29,6 +29,7 @@ COMMAND_MODULES: list = [
     check_command,  # `twitch-pipeline check`: data quality
     k8s_manifests,  # `twitch-pipeline k8s render`
     backfill,  # `twitch-pipeline backfill`: recompute aggregates of whole days from the lake
+    chaos,  # `twitch-pipeline chaos`: exactly-once under kill -9 of every component
 ]
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:

@@ -61,11 +61,13 @@ def latest_checkpoint(settings: Settings, job_id: str) -> str | None:
     return max(done, key=lambda p: int(p.name.removeprefix("chk-"))).as_uri() if done else None
 
 
-def resume_from_latest_checkpoints(settings: Settings) -> None:
+def resume_from_latest_checkpoints(settings: Settings, names: list[str] | None = None) -> None:
     """After the cluster lost its jobs (a JobManager restart without HA), let the next `submit` of each
-    streaming job resume from its latest completed checkpoint: its state and Kafka transactions go on from
-    there, so the restart loses and duplicates nothing."""
+    streaming job (or of those in ``names``) resume from its latest completed checkpoint: its state and Kafka
+    transactions go on from there, so the restart loses and duplicates nothing."""
     for job in catalog.streaming_jobs():
+        if names is not None and job.name not in names:
+            continue
         id_file = _job_id_file(settings, job.name)
         if id_file.exists() and not _savepoint_pointer(settings, job.name).exists():
             # A job killed before its first checkpoint (a second crash right after a restart) has none of its

@@ -1,6 +1,6 @@
 """After a cluster crash each streaming job resumes from its latest checkpoint — or, killed again before taking
-one, from what it had itself resumed from: never from nothing (found by `twitch-pipeline chaos`: two JobManager
-kills in a row)."""
+one, from what it had itself resumed from: never from nothing (what `twitch-pipeline chaos`'s two JobManager kills
+in a row exercise)."""
 
 from __future__ import annotations
 

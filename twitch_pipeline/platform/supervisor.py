@@ -157,8 +157,21 @@ def _restart_component(comp) -> None:
 
 
 def _restart_flink(settings: Settings, comp) -> None:
-    from twitch_pipeline.jobs import resume_from_latest_checkpoints, start_all
+    from connectors import catalog
+    from twitch_pipeline.jobs import find_active, resume_from_latest_checkpoints, start_all
 
+    jobmanager = comp.processes[0]
+    if jobmanager.running():
+        # Only the TaskManager died: the JobManager still holds the jobs and restarts them from their latest
+        # checkpoint (restart strategy) once a TaskManager registers again. Restarting the whole cluster would
+        # resubmit every job, minutes of work under load. A job that gave up meanwhile is resumed like below.
+        comp.start()  # spawns only what is not running
+        comp.wait_healthy()
+        gone = [job.name for job in catalog.streaming_jobs() if find_active(settings, job.name) is None]
+        if gone:
+            resume_from_latest_checkpoints(settings, gone)
+            start_all(settings, echo=lambda line: None)
+        return
     _restart_component(comp)
     resume_from_latest_checkpoints(settings)
     start_all(settings, echo=lambda line: None)
