@@ -117,6 +117,10 @@ def _n(value: Any) -> str:
     return f"{value:,}" if isinstance(value, (int, float)) else escape(str(value))
 
 
+def _cores(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def _load(values: list[float] | None) -> str:
     return " / ".join(f"{v:g}" for v in values) if values else "—"
 
@@ -137,7 +141,9 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         "",
         "| Figure | Value |",
         "| --- | --- |",
-        f"| Highest rate held end to end (events/s produced, 10 % duplicates) | **{_n(result['end_to_end_events_per_s'])}** |",
+        f"| End to end, events/s produced (10 % duplicates), at {result.get('end_to_end_basis', 'the highest step held')} | "
+        f"**{_n(result['end_to_end_events_per_s'])}** |",
+        f"| Steps held | {sum(1 for s in result['rates'] if s['held'])} of {len(result['rates'])} |",
         f"| … of which unique snapshots visible in ClickHouse per s | {_n(result.get('end_to_end_unique_rows_per_s'))} |",
         f"| Freshness at that rate, produced → visible in ClickHouse, p50 / p95 / p99 | "
         f"**{_n(fresh.get('p50'))} / {_n(fresh.get('p95'))} / {_n(fresh.get('p99'))} ms** |",
@@ -173,7 +179,7 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
               "| Component | Peak RSS MB | " + " | ".join(f"cores used at {_n(s['target_events_per_s'])}/s" for s in result["rates"]) + " |",
               "| --- | --- | " + " | ".join("---" for _ in result["rates"]) + " |"]
     for c in components:
-        lines.append(f"| {c} | {_n(result['peak_rss_mb'].get(c))} | " + " | ".join(_n(s["cores_used"].get(c)) for s in result["rates"]) + " |")
+        lines.append(f"| {c} | {_n(result['peak_rss_mb'].get(c))} | " + " | ".join(_cores(s["cores_used"].get(c)) for s in result["rates"]) + " |")
     lines += _glassflow_section(result.get("glassflow_shaped"), result["glassflow_published"])
     lines += ["", "## Settings", "", "| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {_n(', '.join(v) if isinstance(v, list) else v)} |" for k, v in settings.items()]
