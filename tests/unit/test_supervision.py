@@ -6,7 +6,7 @@ import json
 import random
 import threading
 
-from twitch_pipeline.errors import Backoff, StateLog
+from twitch_pipeline.errors import Backoff, StateLog, wait_until
 from twitch_pipeline.platform.supervisor import STABLE_S, Supervised, Supervisor
 
 
@@ -129,3 +129,26 @@ def test_last_words_name_the_error_or_say_there_was_none(tmp_path):
     crashed.log_file.write_text("INFO sink started\nERROR sink failed: table gone\nINFO flushing\n")
     killed.log_file.write_text("INFO sent 500 events\n")
     assert last_words([crashed, killed]) == "sink: ERROR sink failed: table gone; producer: exited with no error in its log (killed?)"
+
+
+def test_a_slow_restart_does_not_hold_up_the_others():
+    """Found by `twitch-pipeline chaos`: a killed producer stayed down while Flink resubmitted its jobs."""
+    release = threading.Event()
+    slow_calls, fast = [], Part("producer")
+    flink_up = [False]
+
+    def slow_restart() -> None:
+        slow_calls.append(1)
+        release.wait(10)
+        flink_up[0] = True
+
+    sup = Supervisor([Supervised("flink", lambda: flink_up[0], slow_restart), fast.supervised()], echo=lambda _: None, concurrent=True)
+    fast.up = False
+    sup.tick()
+    wait_until(lambda: fast.up, 5, "the producer restarted while Flink's restart is still under way")
+    sup.tick()
+    assert slow_calls == [1] and sup.records["flink"].restarting  # not restarted a second time meanwhile
+    release.set()
+    wait_until(lambda: not sup.records["flink"].restarting, 5, "Flink's restart to finish")
+    sup.tick()
+    assert flink_up[0] and slow_calls == [1] and sup.report()["flink"]["restarts"] == 1

@@ -3,7 +3,9 @@
 `run` ticks a :class:`Supervisor` in its foreground loop; `start` leaves one running in the background
 (`twitch-pipeline supervise`, stopped by `stop`). It watches the long-running services (producer, ClickHouse
 sink) and the platform components (Kafka, ClickHouse server, Flink). A restart that fails is retried with
-exponential back-off; the back-off resets once the part has stayed up for a while. Restarts and the last
+exponential back-off; the back-off resets once the part has stayed up for a while. Each part restarts in its
+own thread, so a slow restart (Flink resubmitting its jobs: minutes under load) does not hold up the others
+(a killed producer or sink waited for it before). Restarts and the last
 error of each part are written to ``<run_dir>/state/supervisor.json``, where `status` and `run`'s status
 line read them.
 
@@ -44,12 +46,14 @@ class _Record:
     next_try: float = 0.0
     up_since: float = 0.0
     backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, max_s=60.0))
+    restarting: bool = False  # a restart is under way (in its own thread)
 
 
 class Supervisor:
     def __init__(self, parts: list[Supervised], state_path=None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, echo: Callable[[str], None] = print):
+                 wall: Callable[[], float] = time.time, echo: Callable[[str], None] = print, concurrent: bool = False):
         self.parts = parts
+        self.concurrent = concurrent  # restart each part in a thread of its own (tick() returns at once)
         self.state_path = state_path
         self.clock = clock
         self.wall = wall
@@ -62,6 +66,8 @@ class Supervisor:
         now = self.clock()
         for part in self.parts:
             rec = self.records[part.name]
+            if rec.restarting:
+                continue
             if _safe(part.alive):
                 if now - rec.up_since >= STABLE_S:
                     rec.backoff.reset()
@@ -73,17 +79,27 @@ class Supervisor:
                 self.echo(f"{part.name} is down ({rec.last_error[:200]}); restarting")
             rec.restarts += 1
             rec.last_restart_at = self.wall()
-            try:
-                part.restart()
-            except Exception as err:  # noqa: BLE001 - a failed restart is retried after back-off
-                rec.last_error = f"restart failed: {err}"
-                rec.next_try = now + rec.backoff.next_delay()
-                self.echo(f"{part.name}: {rec.last_error[:200]}; next try in {rec.next_try - now:.0f}s")
+            if self.concurrent:
+                rec.restarting = True
+                threading.Thread(target=self._restart, args=(part, rec), name=f"restart-{part.name}", daemon=True).start()
             else:
-                rec.next_try = 0.0
-                rec.up_since = self.clock()
-                self.echo(f"{part.name} restarted (restart {rec.restarts})")
+                self._restart(part, rec)
         self.save()
+
+    def _restart(self, part: Supervised, rec: _Record) -> None:
+        try:
+            part.restart()
+        except Exception as err:  # noqa: BLE001 - a failed restart is retried after back-off
+            rec.last_error = f"restart failed: {err}"
+            delay = rec.backoff.next_delay()
+            rec.next_try = self.clock() + delay
+            self.echo(f"{part.name}: {rec.last_error[:200]}; next try in {delay:.0f}s")
+        else:
+            rec.next_try = 0.0
+            rec.up_since = self.clock()
+            self.echo(f"{part.name} restarted (restart {rec.restarts})")
+        finally:
+            rec.restarting = False
 
     def report(self) -> dict[str, dict[str, Any]]:
         return {name: {"restarts": r.restarts, "last_error": r.last_error, "last_restart_at": r.last_restart_at} for name, r in self.records.items()}
@@ -127,7 +143,7 @@ def pipeline_supervisor(settings: Settings, echo: Callable[[str], None] = print)
         parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: last_words([p for p in c.processes if not p.running()])))
     for proc, argv, env in service_specs(settings):
         parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), lambda p=proc: last_words([p])))
-    return Supervisor(parts, settings.state_file("supervisor"), echo=echo)
+    return Supervisor(parts, settings.state_file("supervisor"), echo=echo, concurrent=True)
 
 
 #: Log lines that say why a process ended.
