@@ -123,7 +123,8 @@ class Chaos:
         o, load_before = self.opts, os.getloadavg()
         self.echo(f"chaos seed {self.seed}: {o.events:,} events ({o.duplicates:.0%} duplicates, {o.malformed:.0%} malformed), "
                   f"{o.kills_per_component} kills per component, platform in {self.settings.run_path}")
-        self.echo(f"replay with: twitch-pipeline chaos --seed {self.seed} --events {o.events} --kills-per-component {o.kills_per_component}")
+        self.echo(f"replay with: twitch-pipeline chaos --seed {self.seed} --events {o.events} --kills-per-component {o.kills_per_component} "
+                  f"--rate {o.rate:g} --duplicates {o.duplicates:g} --malformed {o.malformed:g}")
         self.echo("kill schedule:")
         for n, kill in enumerate(self.schedule, 1):
             self.echo(f"  {n:>2}. {kill.describe()}")
@@ -347,7 +348,7 @@ class Chaos:
             return
         self._last_report = time.monotonic()
         try:
-            rows = _counts(self.settings, ("game_streams_enriched", "chat_silver"))
+            rows = clickhouse_counts(self.settings, ("game_streams_enriched", "chat_silver"))
             stored = f"ClickHouse: {rows['game_streams_enriched']:,} enriched, {rows['chat_silver']:,} chat"
         except Exception:  # noqa: BLE001 - ClickHouse may be the part that is down
             stored = "ClickHouse: unavailable"
@@ -359,7 +360,7 @@ class Chaos:
     def _drain(self, summary: dict[str, Any]) -> None:
         """Wait until the stores hold what was sent, or stop growing for ``stall_s`` (then reconcile shows the gap)."""
         targets = {"game_streams_enriched": summary["game_streams"]["unique"], "chat_silver": summary["chat_messages"]["unique"]}
-        self._until_stalled(lambda: _counts(self.settings, tuple(targets)), targets, "ClickHouse")
+        self._until_stalled(lambda: clickhouse_counts(self.settings, tuple(targets)), targets, "ClickHouse")
         self._until_stalled(lambda: {"stream-minutes": _aggregated_stream_minutes(self.settings)},
                             {"stream-minutes": _stream_minutes(self.settings)}, "the minute aggregates")
         self._until_stalled(lambda: {name: _lake_rows(self.settings, name) for name in targets}, targets, "the lake")
@@ -410,7 +411,8 @@ AGGREGATES = (
 )
 
 
-def _counts(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+def clickhouse_counts(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+    """``count()`` (no FINAL) of each table."""
     from connectors.clickhouse import clickhouse_client
 
     with clickhouse_client(settings) as client:
@@ -549,6 +551,7 @@ def register(subparsers) -> None:
 
 def chaos(settings: Settings, args: argparse.Namespace) -> int:
     import shutil
+    import signal
 
     from twitch_pipeline.errors import ConfigurationError
     from twitch_pipeline.platform.lifecycle import down, isolated
@@ -565,5 +568,10 @@ def chaos(settings: Settings, args: argparse.Namespace) -> int:
     if run_dir.exists():  # a fresh platform each time: stop what an earlier run may have left, then start clean
         down(isolated(settings, run_dir), echo=lambda _: None)
         shutil.rmtree(run_dir)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped run still tears its platform down (Chaos.run's finally)
     report = Chaos(isolated(settings, run_dir), opts, echo=lambda line: print(line, flush=True)).run()
     return 0 if report["passed"] else 1
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt

@@ -15,7 +15,7 @@ import sys
 import time
 
 from connectors.clickhouse import clickhouse_client
-from connectors.iceberg import load_catalog
+from twitch_pipeline.chaos import clickhouse_counts, lake_keys
 from twitch_pipeline.errors import wait_until
 from twitch_pipeline.platform.clickhouse import ClickHouse
 from twitch_pipeline.platform.kafka import Kafka
@@ -73,24 +73,15 @@ def test_broker_and_clickhouse_outages_lose_and_duplicate_nothing(pipeline, tmp_
             producer.kill()
     unique = json.loads(summary_path.read_text())["game_streams"]["unique"]
 
+    table = "game_streams_enriched"
+    wait_until(lambda: clickhouse_counts(settings, (table,))[table] >= unique, 600, f"{unique} unique snapshots in ClickHouse", interval_s=3)
     with clickhouse_client(settings) as client:
-        def count() -> int:
-            return client.query("SELECT count() FROM game_streams_enriched").result_rows[0][0]
-
-        wait_until(lambda: count() >= unique, 600, f"{unique} unique snapshots in ClickHouse", interval_s=3)
         rows, ids = client.query("SELECT count(), uniqExact(event_id) FROM game_streams_enriched").result_rows[0]
         late = client.query("SELECT count() FROM late_events").result_rows[0][0]
     assert (rows, ids) == (unique, unique), f"{rows} rows, {ids} distinct, {unique} sent, {late} late"
 
-    table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.game_streams_enriched")
-
-    def lake_ids() -> list[str]:
-        table.refresh()
-        return table.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()
-
-    wait_until(lambda: len(lake_ids()) >= unique, 120, f"{unique} snapshots in the lake", interval_s=3)
-    ids = lake_ids()
-    assert len(ids) == len(set(ids)) == unique
+    wait_until(lambda: lake_keys(settings, table)[0] >= unique, 120, f"{unique} snapshots in the lake", interval_s=3)
+    assert lake_keys(settings, table) == (unique, unique)  # (rows, distinct event ids)
 
     said = (settings.run_path / "logs" / "sink.log").read_text()
     assert said.count("unavailable, retrying with back-off") <= 6, "the sink must say it waits once per outage, not per attempt"
