@@ -150,7 +150,7 @@ OUTPUTS: tuple[Output, ...] = (
             Column("viewers_avg", "Float64", "Average viewers per snapshot."),
             Column("viewers_max", "Int32", "Most viewers of one stream."),
             Column("live_streams", "Int64", "Distinct live streams."),
-            Column("new_streams", "Int64", "Streams that started within the window."),
+            Column("new_streams", "Int64", "Streams that went live since the previous poll: their first snapshot falls in this window."),
         ),
         event_time="window_end",
         iceberg=True,

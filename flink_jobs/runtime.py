@@ -91,6 +91,8 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "heartbeat_key": HEARTBEAT_KEY.decode(),
         "max_event_chars": str(settings.max_event_chars),
         "group_id": run_id,
+        # whole seconds (TIMESTAMPDIFF's unit), at least 1: what tells a stream's first snapshot
+        "poll_interval_s": str(max(1, round(settings.twitch_poll_interval_s))),
     }
     for topic in catalog.TOPICS:
         params[f"kafka_source:{topic.name}"] = with_options({"connector": "kafka", "topic": topic.name, **source})

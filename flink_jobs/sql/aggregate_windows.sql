@@ -34,7 +34,14 @@ SELECT window_time AS minute_time, snapshot FROM (
   SELECT window_start, window_end, window_time, stream_id, data_retrieved_at,
     CAST(ROW(
       stream_id, user_login, user_name, game_id, game_name, title, `language`, viewer_count, is_mature, broadcaster_type,
-      started_at >= CAST(window_start AS TIMESTAMP_LTZ(3)) AND started_at < CAST(window_end AS TIMESTAMP_LTZ(3)),
+      -- New in this window: the first poll after the stream went live falls in it. A stream is seen at
+      -- every poll, so that poll is this snapshot minus whole poll intervals; "started within the window"
+      -- instead missed every stream that went live between the previous minute's last poll and this one's
+      -- first (with minute-aligned 60 s polls, all of them: new_streams was always 0).
+      TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 0
+      OR TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at)
+         - MOD(TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at), ${poll_interval_s})
+         <= TIMESTAMPDIFF(SECOND, CAST(window_start AS TIMESTAMP_LTZ(3)), data_retrieved_at),
       -- How long the stream had been live at this snapshot; a started_at after the poll counts as just started.
       CASE
         WHEN TIMESTAMPDIFF(SECOND, started_at, data_retrieved_at) < 3600 THEN '0-1h'

@@ -54,7 +54,7 @@ def iso(moment: datetime) -> str:
 STREAMS: dict[str, tuple] = {
     "s1": ("alpha", "g1", "Chess", "en", False, "partner", "10:30:00"),
     "s2": ("bravo", "g1", "Chess", "de", True, "affiliate", "08:30:00"),
-    "s3": ("charlie", "g2", "Just Chatting", "en", False, "", "11:00:02"),
+    "s3": ("charlie", "g2", "Just Chatting", "en", False, "", "10:59:50"),  # went live before the minute of its first poll: new in minute 0
     "s4": ("delta", "g2", "Just Chatting", "es", True, None, "01:00:00"),
     "s5": ("echo", "g3", None, "en", False, "partner", "09:30:00"),
     "s6": ("foxtrot", "g2", "Just Chatting", "en", False, "affiliate", "11:01:15"),
