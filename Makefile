@@ -41,13 +41,22 @@ jars: $(JARS)/.resolved
 $(JARS)/.resolved: jvm/pom.xml
 	@echo "==> JVM jars from Maven Central into $(JARS)"
 	@rm -rf $(JARS)/kafka $(JARS)/flink
-	@mvn -q -B -f jvm/pom.xml package
+	@mvn -q -B -f jvm/pom.xml package -Diceberg.rest.fixture.skip=true
+	@touch $@
+
+# Iceberg's REST catalog server (~200 MB) is only for the tests, so `make run` does not download it.
+.PHONY: test-jars
+test-jars: $(JARS)/iceberg-rest/.resolved
+$(JARS)/iceberg-rest/.resolved: jvm/pom.xml
+	@echo "==> Iceberg REST catalog server (tests) into $(JARS)/iceberg-rest"
+	@rm -rf $(JARS)/iceberg-rest
+	@mvn -q -B -f jvm/pom.xml dependency:copy@iceberg-rest-fixture
 	@touch $@
 
 run: install
 	@$(CLI) run
 
-test: install
+test: install test-jars
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
 	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 

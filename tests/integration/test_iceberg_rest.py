@@ -64,7 +64,7 @@ def _rest_server_env(settings: Settings) -> dict[str, str]:
 @contextmanager
 def rest_catalog(settings: Settings, port: int) -> Iterator[ManagedProcess]:
     jars = sorted((settings.jars_dir / "iceberg-rest").glob("iceberg-open-api-*.jar"))
-    assert jars, f"no Iceberg REST catalog server jar in {settings.jars_dir / 'iceberg-rest'}: run `make jars`"
+    assert jars, f"no Iceberg REST catalog server jar in {settings.jars_dir / 'iceberg-rest'}: run `make test-jars`"
     server = ManagedProcess("iceberg-rest", settings.run_path)
     server.spawn(["java", "-cp", str(jars[-1]), str(LAUNCHER), str(port)], env=_rest_server_env(settings))
     try:
