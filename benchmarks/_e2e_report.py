@@ -35,6 +35,7 @@ GLASSFLOW_PUBLISHED: dict[str, Any] = {
 
 
 # ------------------------------------------------------------------------------------------- chart
+TARGET_P99_S = 5.0  # issue 15: a stream snapshot visible in ClickHouse within 5 s at p99
 def render_svg(steps: list[dict[str, Any]], width: int = 720, height: int = 420) -> str:
     """Rate (achieved events/s) against freshness p50/p95/p99; a held step is a filled dot, a failed one hollow.
 
@@ -81,6 +82,10 @@ def render_svg(steps: list[dict[str, Any]], width: int = 720, height: int = 420)
     for v in ticks:
         out.append(f'<line x1="{left}" y1="{y_of(v):.1f}" x2="{left + plot_w}" y2="{y_of(v):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{y_of(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+    if y_lo <= TARGET_P99_S <= ticks[-1]:
+        y = y_of(TARGET_P99_S)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#2ca02c" stroke-dasharray="6 4"/>')
+        out.append(f'<text x="{left + plot_w - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#2ca02c">p99 target {TARGET_P99_S:g} s</text>')
     out.append(f'<text x="{left + plot_w / 2}" y="{height - 10}" text-anchor="middle">events/s produced (10 % duplicates)</text>')
     out.append(f'<text x="18" y="{top + plot_h / 2}" text-anchor="middle" transform="rotate(-90 18 {top + plot_h / 2})">'
                f'freshness, s{" (log scale)" if log else ""}</text>')
@@ -109,9 +114,16 @@ def _nice(value: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------- markdown
+def _at_best(result: dict[str, Any], key: str) -> Any:
+    """``key`` of the step the headline figures come from (the one whose rate they report)."""
+    return next((s.get(key) for s in result["rates"] if s["achieved_events_per_s"] == result["end_to_end_events_per_s"]), None)
+
+
 def _n(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, (int, float)) else escape(str(value))
@@ -143,8 +155,9 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         "| --- | --- |",
         f"| End to end, events/s produced (10 % duplicates), at {result.get('end_to_end_basis', 'the highest step held')} | "
         f"**{_n(result['end_to_end_events_per_s'])}** |",
-        f"| Steps held | {sum(1 for s in result['rates'] if s['held'])} of {len(result['rates'])} |",
         f"| … of which unique snapshots visible in ClickHouse per s | {_n(result.get('end_to_end_unique_rows_per_s'))} |",
+        f"| Steps held | {sum(1 for s in result['rates'] if s['held'])} of {len(result['rates'])} |",
+        f"| Events per CPU-second of the whole pipeline at that rate (contention-robust) | {_n(_at_best(result, 'events_per_pipeline_cpu_s'))} |",
         f"| Freshness at that rate, produced → visible in ClickHouse, p50 / p95 / p99 | "
         f"**{_n(fresh.get('p50'))} / {_n(fresh.get('p95'))} / {_n(fresh.get('p99'))} ms** |",
         f"| Freshness measured as | {result['freshness_measured']} |",
@@ -155,14 +168,14 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         "",
         "## Rate steps",
         "",
-        "| Target /s | Produced /s | Held | Freshness p50 / p95 / p99 ms | Freshness trend s/s | Lag trend records/s | Drain s | Load at start → end | Why not held |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Target /s | Produced /s | Held | Freshness p50 / p95 / p99 ms | Freshness trend s/s | Lag trend records/s | Drain s | Events per pipeline CPU-s | Load at start → end | Why not held |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in result["rates"]:
         f = s["freshness_ms"]
         lines.append(f"| {_n(s['target_events_per_s'])} | {_n(s['achieved_events_per_s'])} | {'yes' if s['held'] else 'no'} | "
                      f"{_n(f.get('p50'))} / {_n(f.get('p95'))} / {_n(f.get('p99'))} | {s['freshness_slope_s_per_s']} | "
-                     f"{_n(s['consumer_lag_slope_per_s'])} | {_n(s['drain_s_after_source_stopped'])} | "
+                     f"{_n(s['consumer_lag_slope_per_s'])} | {_n(s['drain_s_after_source_stopped'])} | {_n(s.get('events_per_pipeline_cpu_s'))} | "
                      f"{_load(s['load_average_1_5_15_at_start'])} → {_load(s['load_average_1_5_15_at_end'])} | {'; '.join(s['why_not_held']) or ''} |")
     stages = list(result["rates"][0]["stage_events_per_s"]) if result["rates"] else []
     if stages:
@@ -180,6 +193,8 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
               "| --- | --- | " + " | ".join("---" for _ in result["rates"]) + " |"]
     for c in components:
         lines.append(f"| {c} | {_n(result['peak_rss_mb'].get(c))} | " + " | ".join(_cores(s["cores_used"].get(c)) for s in result["rates"]) + " |")
+    lines.append("| **the pipeline (all but benchmark)** | " + _n(sum(v for c, v in result["peak_rss_mb"].items() if c != "benchmark")) + " | "
+                 + " | ".join(_cores(sum(v for c, v in s["cores_used"].items() if c != "benchmark")) for s in result["rates"]) + " |")
     lines += _glassflow_section(result.get("glassflow_shaped"), result["glassflow_published"])
     lines += ["", "## Settings", "", "| Setting | Value |", "| --- | --- |"]
     lines += [f"| {k} | {_n(', '.join(v) if isinstance(v, list) else v)} |" for k, v in settings.items()]
@@ -211,6 +226,7 @@ def _glassflow_section(ours: dict[str, Any] | None, published: dict[str, Any]) -
                       f"{ours['late_events']:,} classed late). Pipeline /s counts every record, duplicates included, from the "
                       f"first sent to the unique total visible ({_n(ours['pipeline_unique_per_s'])} unique/s). Freshness of "
                       f"its rows p50 / p95 / p99: {_n(fresh.get('p50'))} / {_n(fresh.get('p95'))} / {_n(fresh.get('p99'))} ms. "
+                      f"Records per CPU-second of the pipeline's components: {_n(ours.get('events_per_pipeline_cpu_s'))}. "
                       "Unlike GlassFlow's, each record also goes through two event-time temporal joins (profile, game), the "
                       "1-minute window aggregates and the Iceberg lake, and the whole platform shares 2 cores with the publisher."]
     return lines

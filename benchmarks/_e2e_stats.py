@@ -64,6 +64,16 @@ def freshness_trend(appearances: Iterable[tuple[float, float, int]], bucket_s: f
     return [(b * bucket_s, weighted_percentiles(values, (0.5,))[0.5]) for b, values in sorted(buckets.items())]
 
 
+def events_per_cpu_s(events: float, cpu_s: dict[str, float], outside: Iterable[str] = ("benchmark",)) -> float | None:
+    """Events per CPU-second the pipeline's components spent on them (the benchmark's own process left out).
+
+    Unlike events per wall-clock second it hardly depends on what else the machine runs: the contention-robust
+    figure on a shared machine.
+    """
+    spent = sum(v for k, v in cpu_s.items() if k not in set(outside))
+    return round(events / spent) if spent > 0 else None
+
+
 @dataclass(frozen=True)
 class Verdict:
     held: bool

@@ -337,6 +337,7 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
         "window_s": round(window, 1),
         "cpu_s": cpu,
         "cores_used": {name: round(value / window, 2) for name, value in cpu.items()},
+        "events_per_pipeline_cpu_s": _e2e_stats.events_per_cpu_s(achieved * window, cpu),
         "load_average_1_5_15_at_start": load_start,
         "load_average_1_5_15_at_end": _load(),
     }
@@ -434,6 +435,7 @@ def glassflow_run(p: Platform, records: int, seed: int = 42) -> dict[str, Any]:
         all_visible = None
     publisher.flush()
     cpu1 = p.processes.cpu_now()
+    cpu = {name: round(cpu1[name] - cpu0.get(name, cpu1[name]), 1) for name in cpu1}
     with clickhouse_client(settings) as client:
         late = client.query("SELECT count() FROM late_events WHERE data_retrieved_at >= fromUnixTimestamp64Milli({s:Int64})",
                             parameters={"s": started_ms}).result_rows[0][0]
@@ -454,7 +456,8 @@ def glassflow_run(p: Platform, records: int, seed: int = 42) -> dict[str, Any]:
         "exactly_unique_total": found == unique,
         "late_events": late,
         "freshness_ms": _percentiles_ms(appearances),
-        "cpu_s": {name: round(cpu1[name] - cpu0.get(name, cpu1[name]), 1) for name in cpu1},
+        "cpu_s": cpu,
+        "events_per_pipeline_cpu_s": _e2e_stats.events_per_cpu_s(stats["sent"], cpu),
         "load_average_1_5_15_at_start": load_start,
         "load_average_1_5_15_at_end": _load(),
     }

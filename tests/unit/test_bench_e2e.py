@@ -93,3 +93,9 @@ def test_markdown_report_carries_the_numbers_the_load_and_the_glassflow_citation
     _e2e_report.write(result, tmp_path)
     assert json.loads((tmp_path / "bench.json").read_text())["freshness_ms"]["p99"] == 4800
     assert {p.name for p in tmp_path.iterdir()} == {"bench.json", "bench.md", "bench.svg"}
+
+
+def test_events_per_cpu_second_leaves_the_benchmark_out():
+    cpu = {"kafka": 2.0, "flink_taskmanager": 6.0, "benchmark": 30.0}
+    assert _e2e_stats.events_per_cpu_s(8000, cpu) == 1000
+    assert _e2e_stats.events_per_cpu_s(8000, {"benchmark": 3.0}) is None
