@@ -366,7 +366,7 @@ JOBS: tuple[Job, ...] = (
         "flink_jobs.chat_aggregate",
         inputs=("chat_silver", "game_streams_enriched"),
         outputs=("chat_minute_stats", "chat_top_emotes", "late_events"),
-        sql=("chat_aggregate_tables.sql", "chat_aggregate_windows.sql"),
+        sql=("chat_aggregate_tables.sql", "chat_aggregate_windows.sql", "chat_aggregate_outputs.sql"),
     ),
 )
 

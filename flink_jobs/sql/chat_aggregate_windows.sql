@@ -7,6 +7,7 @@
 --   chat_top_emotes    the emotes of each message (silver's emote_names), counted per channel and minute,
 --                      ranked (window Top-N), ties broken by emote name.
 -- Messages arriving after their window fired go to late_events (`chat_late_for_window`), as in aggregate_windows.sql.
+-- This file declares the views; chat_aggregate_outputs.sql writes them (see chat_aggregate.py for why apart).
 -- The join fires when the watermarks of both sources pass the minute: chat_enrich and enrich_streams relay
 -- heartbeats to every partition of their outputs, so both drain when the producers stop.
 
@@ -66,6 +67,9 @@ LEFT JOIN (SELECT * FROM TABLE(TUMBLE(TABLE stream_minutes, DESCRIPTOR(minute_ti
 ON c.window_start = s.window_start AND c.window_end = s.window_end AND c.channel = s.user_login;
 
 -- ------------------------------------------------------------------------------------------- top emotes
+-- The UNNEST is a correlated join, and its correlation variable is numbered anew each time a SQL view is expanded,
+-- so the Kafka and the Iceberg INSERT would each plan (and run) their own copy of everything above it. The driver
+-- re-registers this view as the Table it plans to, once, before the INSERTs read it: both share one aggregation.
 CREATE TEMPORARY VIEW chat_emote_uses AS
 SELECT sent_at, channel, chatter_id, e.emote
 FROM chat_on_time CROSS JOIN UNNEST(SPLIT(emote_names, ' ')) AS e (emote)
@@ -83,15 +87,3 @@ FROM (
     GROUP BY window_start, window_end, channel, emote
   )
 ) WHERE rank_in_window <= 10;
-
--- ------------------------------------------------------------------------------------------- outputs
-INSERT INTO chat_minute_stats_topic SELECT * FROM chat_minute_stats;
-INSERT INTO `${catalog}`.`${namespace}`.chat_minute_stats SELECT * FROM chat_minute_stats;
-
-INSERT INTO chat_top_emotes_topic SELECT * FROM chat_top_emotes;
-INSERT INTO `${catalog}`.`${namespace}`.chat_top_emotes SELECT * FROM chat_top_emotes;
-
-INSERT INTO late_events_topic
-SELECT message_id, channel, sent_at, CAST(CURRENT_TIMESTAMP AS TIMESTAMP_LTZ(3)), 'chat_late_for_window'
-FROM chat_with_lateness
-WHERE is_late;

@@ -10,7 +10,12 @@
 --            the full bytes stay in bronze).
 --   silver   OK messages, one per message_id, to the chat_silver topic (exactly once) and lake.chat_silver.
 -- Event time is sent_at (a heartbeat's data_retrieved_at); a record without one gets the epoch, which never moves
--- the watermark (such a record is malformed anyway and only reaches bronze and the dead letters).
+-- the watermark (such a record is malformed anyway and only reaches bronze and the dead letters). The JVM reads
+-- the timestamps with json_timestamp (jvm/: each record parsed once per task thread, the producers' timestamp form
+-- read directly), as enrich_streams does: JSON_VALUE parsed the record anew for each field in the watermark
+-- generator and again in the projection, and TO_TIMESTAMP's text parsing cost as much again.
+
+CREATE TEMPORARY FUNCTION json_timestamp AS 'io.twitchpipeline.flink.JsonTimestamp' LANGUAGE JAVA;
 
 -- ------------------------------------------------------------------------------------------- source
 CREATE TEMPORARY TABLE chat_messages_source (
@@ -20,10 +25,7 @@ CREATE TEMPORARY TABLE chat_messages_source (
   src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   proc_time AS PROCTIME(),
-  event_time AS COALESCE(
-    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.sent_at'), 'T', ' '), 'Z', '')),
-    TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(DECODE(raw_value, 'UTF-8'), '$.data_retrieved_at'), 'T', ' '), 'Z', '')),
-    TIMESTAMP '1970-01-01 00:00:00'),
+  event_time AS COALESCE(json_timestamp(raw_value, 'sent_at'), json_timestamp(raw_value, 'data_retrieved_at'), TIMESTAMP '1970-01-01 00:00:00'),
   WATERMARK FOR event_time AS event_time - ${lateness}
 ) WITH (${kafka_source:chat_messages}, 'format' = 'raw');
 
@@ -32,7 +34,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_bronze (
   topic STRING, kafka_partition INT, kafka_offset BIGINT, kafka_timestamp TIMESTAMP_LTZ(6),
   raw_payload BYTES, ingest_ts TIMESTAMP_LTZ(6), parse_status STRING, parse_error STRING,
   message_id STRING, channel STRING, ingest_date DATE
-) PARTITIONED BY (ingest_date) WITH ('format-version' = '2');
+) PARTITIONED BY (ingest_date) WITH ('format-version' = '2', 'parquet.enable.dictionary' = 'false');
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_silver (
   message_id STRING, channel STRING, channel_id STRING, chatter_id STRING, chatter_login STRING, chatter_name STRING,
@@ -41,7 +43,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_silver (
   message_length INT, char_entropy DOUBLE, emote_count INT, emote_ratio DOUBLE, is_emote_only BOOLEAN, emote_names STRING,
   sentiment DOUBLE, sentiment_label STRING, is_question BOOLEAN, is_mention BOOLEAN, is_reply BOOLEAN, is_engagement BOOLEAN,
   engagement_kinds STRING, source_partition INT, source_offset BIGINT, sent_date DATE
-) PARTITIONED BY (sent_date) WITH ('format-version' = '2');
+) PARTITIONED BY (sent_date) WITH ('format-version' = '2', 'parquet.enable.dictionary' = 'false');
 
 -- Keyed by message_id (a heartbeat by the key of the partition it is meant for).
 CREATE TEMPORARY TABLE chat_silver_topic (
@@ -53,15 +55,6 @@ CREATE TEMPORARY TABLE chat_silver_topic (
   engagement_kinds STRING, source_partition INT, source_offset BIGINT
 ) WITH (${kafka_sink:chat_silver});
 
-CREATE TEMPORARY TABLE late_events_topic (
-  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (${kafka_sink:late_events});
-
-CREATE TEMPORARY TABLE dead_letter_topic (
-  source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
-  detected_at TIMESTAMP_LTZ(3), stage STRING
-) WITH (${kafka_sink:dead_letter});
-
 -- ------------------------------------------------------------------------------------------- parsing
 CREATE TEMPORARY VIEW chat_parsed AS
 SELECT src_topic, src_partition, src_offset, kafka_timestamp, proc_time, event_time, raw_value, parse_chat(raw_value, ${max_event_chars}) AS p
@@ -72,7 +65,8 @@ SELECT src_topic, src_partition, src_offset, kafka_timestamp, proc_time, event_t
   p.parse_status AS parse_status, p.parse_error AS parse_error, p.message_id AS message_id, p.channel AS channel,
   p.channel_id AS channel_id, p.chatter_id AS chatter_id, p.chatter_login AS chatter_login, p.chatter_name AS chatter_name,
   p.`text` AS `text`, p.badges AS badges, p.reply_parent_message_id AS reply_parent_message_id, p.mentions AS mentions,
-  p.data_retrieved_at AS data_retrieved_at, p.message_length AS message_length, p.char_entropy AS char_entropy,
+  -- read where the record's parse is at hand (the source's thread, for event_time), not behind the dedup
+  CAST(json_timestamp(raw_value, 'data_retrieved_at') AS TIMESTAMP_LTZ(3)) AS data_retrieved_at, p.message_length AS message_length, p.char_entropy AS char_entropy,
   p.emote_count AS emote_count, p.emote_ratio AS emote_ratio, p.is_emote_only AS is_emote_only, p.emote_names AS emote_names,
   p.sentiment AS sentiment, p.is_question AS is_question, p.is_mention AS is_mention, p.is_reply AS is_reply
 FROM chat_parsed;
@@ -109,7 +103,7 @@ CREATE TEMPORARY VIEW chat_silver_rows AS
 SELECT parse_status = 'HEARTBEAT' AS is_heartbeat, dedup_key,
   message_id, channel, channel_id, chatter_id, chatter_login, chatter_name, `text`, badges, reply_parent_message_id, mentions,
   CAST(event_time AS TIMESTAMP_LTZ(3)) AS sent_at,
-  CAST(TO_TIMESTAMP(REPLACE(REPLACE(data_retrieved_at, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) AS data_retrieved_at,
+  data_retrieved_at,
   message_length, char_entropy, emote_count, emote_ratio, is_emote_only, emote_names, sentiment,
   -- VADER's recommended thresholds
   CASE WHEN sentiment >= 0.05 THEN 'positive' WHEN sentiment <= -0.05 THEN 'negative' WHEN sentiment IS NOT NULL THEN 'neutral' END

@@ -35,7 +35,7 @@ from connectors.topics import ensure_topics, heartbeat_keys
 from producers.heartbeat import emit_heartbeats
 from tests.kafka_io import read_committed, with_datetimes
 from twitch_pipeline.errors import wait_until
-from twitch_pipeline.jobs import cancel, submit
+from twitch_pipeline.jobs import cancel, find_active, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import running
 from twitch_pipeline.settings import Settings
@@ -237,6 +237,17 @@ def test_known_and_hostile_corpus_through_bronze_silver_gold(chat_pipeline):
     wait_until(lambda: clickhouse(settings, "SELECT count() FROM chat_minute_stats WHERE channel = 'alpha'")[0][0] >= 1, 120, "gold in ClickHouse")
     assert clickhouse(settings, "SELECT messages_per_1k_viewers FROM dash_chat_now WHERE channel = 'alpha' OR channel = 'beta' ORDER BY channel")[:1] in (
         [(2.0,)], [(None,)])
+
+
+def test_each_gold_view_is_planned_once_for_its_two_sinks(chat_pipeline):
+    """The Kafka and the Iceberg INSERT of a view share one plan: the top emotes' UNNEST, window aggregate and
+    Top-N run once (they ran twice, once per sink, before chat_aggregate.plan_once), as do the minute statistics."""
+    settings = chat_pipeline
+    active = find_active(settings, "chat_aggregate")
+    assert active is not None, "chat_aggregate runs"
+    plan = " ".join(node["description"] for node in Flink(settings).rest(f"/jobs/{active['id']}/plan")["plan"]["nodes"])
+    assert plan.count("Correlate(") == 1 and plan.count("WindowRank(") == 1, "top emotes planned once"
+    assert plan.count("GlobalWindowAggregate(groupBy=[channel, emote]") == 1 and plan.count("WindowJoin(") == 1
 
 
 # ------------------------------------------------------------------------------------------- crash
