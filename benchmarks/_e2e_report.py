@@ -197,7 +197,7 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
                  + " | ".join(_cores(sum(v for c, v in s["cores_used"].items() if c != "benchmark")) for s in result["rates"]) + " |")
     lines += _glassflow_section(result.get("glassflow_shaped"), result["glassflow_published"])
     lines += ["", "## Settings", "", "| Setting | Value |", "| --- | --- |"]
-    lines += [f"| {k} | {_n(', '.join(v) if isinstance(v, list) else v)} |" for k, v in settings.items()]
+    lines += [f"| {k} | {_n((', '.join(v) or 'none') if isinstance(v, list) else v)} |" for k, v in settings.items()]
     logs = result.get("logs") or {}
     if logs.get("error_lines"):
         lines += ["", f"ERROR lines in the platform's logs: {logs['error_lines']}; the first distinct ones:", ""]

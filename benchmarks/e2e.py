@@ -24,8 +24,9 @@ its own process, and the synthetic source as its own process (`twitch-pipeline p
   10 % duplicates, published as fast as one process can, counted in ClickHouse until the unique total
   appears), mapped onto the stream snapshots path: see docs/benchmarks.md.
 
-Sizes come from BENCH_E2E_* environment variables (defaults keep the run near ten minutes); the result
-goes to .run/bench/e2e.json (by `python -m benchmarks`) and to reports/bench.{json,md,svg}.
+Sizes come from BENCH_E2E_* environment variables (defaults keep the run near ten minutes), and the
+platform runs at the default settings unless BENCH_E2E_TWITCH_PIPELINE_<NAME> changes one; the result goes
+to .run/bench/e2e.json (by `python -m benchmarks`) and to reports/bench.{json,md,svg}.
 """
 
 from __future__ import annotations
@@ -472,6 +473,8 @@ def _settings_used(settings: Settings) -> dict[str, Any]:
              "kafka_heap", "checkpoint_interval_s", "watermark_lateness_s", "heartbeat_interval_s", "sink_batch_rows",
              "sink_batch_max_wait_s", "producer_compression", "producer_linger_ms", "producer_validate")
     return {k: getattr(settings, k) for k in knobs} | {
+        "changed_from_defaults": sorted(f"{name.removeprefix('BENCH_E2E_')}={value}" for name, value in os.environ.items()
+                                        if name.startswith("BENCH_E2E_TWITCH_PIPELINE_")),
         "jobs": [j.name for j in catalog.streaming_jobs()], "duplicates": DUPLICATES, "synthetic_poll_interval_s": POLL_INTERVAL_S,
         "start_rate": START_RATE, "step_factor": STEP_FACTOR, "max_steps": MAX_STEPS, "warmup_s": WARMUP_S, "measure_s": MEASURE_S,
         "tail_s": TAIL_S, "drain_s": DRAIN_S, "glassflow_records": GLASSFLOW_RECORDS, "freshness_poll_s": FRESHNESS_POLL_S,
@@ -540,7 +543,10 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
 
 
 def main() -> dict:
-    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-e2e-")))
+    # The defaults, whatever the caller's environment and .env say; BENCH_E2E_TWITCH_PIPELINE_<NAME> changes one
+    # setting for a comparison run (parsed and checked like the setting itself).
+    overrides = {name.removeprefix("BENCH_E2E_"): value for name, value in os.environ.items() if name.startswith("BENCH_E2E_TWITCH_PIPELINE_")}
+    settings = isolated(load_settings(environ=overrides, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-e2e-")))
     result = run(settings, echo=lambda line: print(line, flush=True))
     _e2e_report.write(result, REPORT_DIR)
     return result
