@@ -112,8 +112,8 @@ def test_catalog_page_escapes_user_content_and_tolerates_missing_parts():
     page = catalog_page.render(load_settings(environ={}, dotenv=None), facts, "<title>{title}</title>{body}")
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>down" not in page and "3 rows" in page
-    for topic in catalog.TOPICS:
-        assert f"id='ds-{topic.name}'" in page
+    for dataset in (*catalog.TOPICS, *catalog.OUTPUTS):  # lake-only outputs (chat_bronze) have no topic
+        assert f"id='ds-{dataset.name}'" in page
     assert "<script id='lineage-data' type='application/json'>" in page
 
 
