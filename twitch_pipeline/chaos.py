@@ -232,7 +232,7 @@ class Chaos:
         producer = self._producer()
         parts.append(Supervised("producer", lambda: producer.running() or self._producer_finished(),
                                 lambda: producer.spawn(self._producer_argv(), env=to_env(self.settings)), lambda: last_words([producer])))
-        return Supervisor(parts, self.settings.state_file("supervisor"), echo=self.echo)
+        return Supervisor(parts, self.settings.state_file("supervisor"), echo=self.echo, concurrent=True)
 
     def _part(self, name: str):
         return next(p for p in self.supervisor.parts if p.name == name)
@@ -251,8 +251,10 @@ class Chaos:
         return all(p.alive() for p in self.supervisor.parts) and self._jobs_running({"RUNNING"})
 
     def _back(self, name: str, restarts_before: int) -> bool:
-        """The supervisor has brought the part back (for Flink: the cluster and its jobs resubmitted)."""
-        if not self._part(name).alive() or (name != "producer" and self._restarts(name) <= restarts_before):
+        """The supervisor has brought the part back: its restart completed (for Flink: cluster up, jobs resubmitted)."""
+        record = self.supervisor.records[name]
+        restarted = self._restarts(name) > restarts_before and not record.restarting and record.next_try == 0.0
+        if not self._part(name).alive() or not (restarted or name == "producer"):
             return False
         if name == "flink":
             from twitch_pipeline.jobs import ACTIVE
@@ -497,6 +499,11 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
             rows, ids = one(f"SELECT count(), uniqExact({key}) FROM {table}")
             checks.append(Check(f"{table}: every unique event once (count(), no FINAL)", "clickhouse", expected, rows, rows == expected))
             checks.append(Check(f"{table}: distinct {key}", "clickhouse", expected, ids, ids == expected))
+        # The producers' event ids are 32 hex digits (producers/contracts.py): another one is a malformed event (an id
+        # sent as a JSON number, say) that the enrichment took for a valid one.
+        (foreign,) = one("SELECT count() FROM game_streams_enriched WHERE NOT match(event_id, '^[0-9a-f]{32}$')")
+        checks.append(Check("game_streams_enriched: no malformed event taken for a valid one", "clickhouse", 0, foreign, foreign == 0,
+                            "rows whose event_id is not of the producer's form"))
         late = dict(client.query("SELECT reason, count() FROM late_events GROUP BY reason").result_rows)
         for table, keys, values, recompute in AGGREGATES:
             actual = f"SELECT toUnixTimestamp(window_start) AS t, {keys.removeprefix('t, ')}, {values} FROM {table}"
