@@ -183,7 +183,8 @@ def job_parser(job_name: str, doc: str | None) -> argparse.ArgumentParser:
 
 
 def start_job(job_name: str, args: argparse.Namespace, *, conf: dict[str, str] | None = None, relay_heartbeats_to: str | None = None) -> Job:
-    """Settings, the job's TableEnvironment with ``conf`` (then ``--conf``) over the shared configuration, and its SQL parameters.
+    """Settings, the job's TableEnvironment with ``conf`` (then ``--conf``) over the shared configuration, its SQL
+    parameters, and the side outputs every job may write (``sql/side_outputs.sql``: late_events_topic, dead_letter_topic).
 
     ``relay_heartbeats_to``: the output topic the job relays heartbeats to, once per partition, under the keys
     ``${heartbeat_keys}`` lists. Its partition count is read from the broker when the job is submitted
@@ -198,4 +199,5 @@ def start_job(job_name: str, args: argparse.Namespace, *, conf: dict[str, str] |
         from connectors.kafka import partition_count
 
         params["heartbeat_keys"] = ", ".join(f"'{k}'" for k in heartbeat_keys(partition_count(settings, relay_heartbeats_to)))
+    execute_script(env, "side_outputs", params)  # late_events_topic and dead_letter_topic
     return Job(args, settings, env, params)

@@ -57,7 +57,3 @@ CREATE TEMPORARY TABLE stream_duration_stats_topic WITH (${kafka_sink:stream_dur
 
 -- Keyed by window: the ten rows of one window land on one partition, in rank order.
 CREATE TEMPORARY TABLE top_streams_topic WITH (${kafka_sink:top_streams}) LIKE `${catalog}`.`${namespace}`.top_streams (EXCLUDING ALL);
-
-CREATE TEMPORARY TABLE late_events_topic (
-  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (${kafka_sink:late_events});

@@ -43,7 +43,3 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_top_emotes (
 CREATE TEMPORARY TABLE chat_minute_stats_topic WITH (${kafka_sink:chat_minute_stats}) LIKE `${catalog}`.`${namespace}`.chat_minute_stats (EXCLUDING ALL);
 
 CREATE TEMPORARY TABLE chat_top_emotes_topic WITH (${kafka_sink:chat_top_emotes}) LIKE `${catalog}`.`${namespace}`.chat_top_emotes (EXCLUDING ALL);
-
-CREATE TEMPORARY TABLE late_events_topic (
-  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (${kafka_sink:late_events});

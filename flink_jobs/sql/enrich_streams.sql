@@ -43,15 +43,6 @@ CREATE TEMPORARY TABLE game_streams_enriched_topic (
   data_retrieved_at TIMESTAMP_LTZ(3)
 ) WITH (${kafka_sink:game_streams_enriched});
 
-CREATE TEMPORARY TABLE late_events_topic (
-  event_id STRING, stream_id STRING, data_retrieved_at TIMESTAMP_LTZ(3), detected_at TIMESTAMP_LTZ(3), reason STRING
-) WITH (${kafka_sink:late_events});
-
-CREATE TEMPORARY TABLE dead_letter_topic (
-  source_topic STRING, source_partition INT, source_offset BIGINT, reason STRING, payload STRING,
-  detected_at TIMESTAMP_LTZ(3), stage STRING
-) WITH (${kafka_sink:dead_letter});
-
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
   event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
   game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,

@@ -14,15 +14,17 @@ from twitch_pipeline.settings import load_settings
 @pytest.fixture(scope="module")
 def statements() -> list[str]:
     params = sql_params(load_settings(environ={}, dotenv=None), JOB_NAME, bounded=True)
-    return load_sql("aggregate_tables", params) + load_sql("aggregate_windows", params)
+    # as runtime.start_job runs them: the side outputs every job may write, then the job's own SQL
+    return load_sql("side_outputs", params) + load_sql("aggregate_tables", params) + load_sql("aggregate_windows", params)
 
 
 def kafka_sinks(statements: list[str]) -> dict[str, str]:
-    """topic -> DDL of every Kafka table the job writes to."""
+    """topic -> DDL of every Kafka table the job writes to (an INSERT's target)."""
+    targets = {m.group(1) for s in statements if (m := re.match(r"INSERT INTO (\w+)", s))}
     sinks = {}
     for stmt in statements:
-        topic = re.search(r"'topic' = '(\w+)'", stmt)
-        if topic and stmt is not source_ddl(statements):
+        table, topic = re.match(r"CREATE TEMPORARY TABLE (\w+)", stmt), re.search(r"'topic' = '(\w+)'", stmt)
+        if table and topic and table.group(1) in targets:
             sinks[topic.group(1)] = stmt
     return sinks
 

@@ -57,6 +57,9 @@ def test_each_jobs_sql_reads_its_inputs_and_writes_its_outputs_through_the_topic
         assert set(re.findall(r"\$\{kafka_source:(\w+)\}", text)) <= set(job.inputs), job.name
         assert set(re.findall(r"\$\{kafka_sink:(\w+)\}", text)) <= set(job.outputs), job.name
         assert "'connector' = 'kafka'" not in text, f"{job.name}: declare Kafka tables with the ${{kafka_source:...}}/${{kafka_sink:...}} fragments"
+    # runtime.start_job declares them for every job: only the terminal topics, which any job may write
+    side_outputs = (SQL_DIR / "side_outputs.sql").read_text()
+    assert set(re.findall(r"\$\{kafka_sink:(\w+)\}", side_outputs)) <= set(catalog.TERMINAL_TOPICS)
 
 
 def test_a_fragment_of_an_unknown_topic_is_a_clear_error(tmp_path):
