@@ -133,6 +133,12 @@ def _cores(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _step_loads(result: dict[str, Any]) -> str:
+    """The range of the 1-minute load average over the steps' starts and ends (the headline's own runs)."""
+    loads = [s[k][0] for s in result["rates"] for k in ("load_average_1_5_15_at_start", "load_average_1_5_15_at_end") if s.get(k)]
+    return f", **{min(loads):g}–{max(loads):g}** (1 min) at the rate steps' starts and ends" if loads else ""
+
+
 def _load(values: list[float] | None) -> str:
     return " / ".join(f"{v:g}" for v in values) if values else "—"
 
@@ -145,7 +151,7 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         "",
         f"Run {machine['started_at']} → {machine['finished_at']} on {machine['cores']} cores, {machine['memory_gb']} GB; "
         f"load average (1/5/15 min) **{_load(machine['load_average_1_5_15_at_start'])}** at the start and "
-        f"**{_load(machine['load_average_1_5_15_at_end'])}** at the end. The machine was shared: read every wall-clock "
+        f"**{_load(machine['load_average_1_5_15_at_end'])}** at the end{_step_loads(result)}. The machine was shared: read every wall-clock "
         "figure with the load beside it. How it is measured: [docs/benchmarks.md](../docs/benchmarks.md). Raw figures: "
         "[bench.json](bench.json).",
         "",
