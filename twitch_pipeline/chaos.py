@@ -128,7 +128,7 @@ class Chaos:
         self.echo("kill schedule:")
         for n, kill in enumerate(self.schedule, 1):
             self.echo(f"  {n:>2}. {kill.describe()}")
-        stop = threading.Event()
+        stop, supervision = threading.Event(), None
         checks: list[Check] = []
         summary: dict[str, Any] = {}
         mark = None
@@ -139,7 +139,8 @@ class Chaos:
             start_services(self.settings, echo=self.echo, only=["sink"])
             self._start_producer()
             self.supervisor = self._supervisor()
-            threading.Thread(target=self.supervisor.run, args=(stop, 1.0), name="supervisor", daemon=True).start()
+            supervision = threading.Thread(target=self.supervisor.run, args=(stop, 1.0), name="supervisor", daemon=True)
+            supervision.start()
             for kill in self.schedule:
                 self._carry_out(kill)
             self._wait(self._producer_finished, None, "the producer to finish its run")
@@ -153,6 +154,11 @@ class Chaos:
             checks.append(Check("the chaos run was carried out", "-", "completed", f"{type(err).__name__}: {err}"[:300], False))
         finally:
             stop.set()
+            if supervision is not None:  # a restart under way would start a part again after the teardown
+                supervision.join()
+                deadline = time.monotonic() + 600
+                while any(r.restarting for r in self.supervisor.records.values()) and time.monotonic() < deadline:
+                    time.sleep(0.5)
             from twitch_pipeline.platform.process import ManagedProcess
 
             ManagedProcess("producer", self.settings.run_path).stop(self.settings.stop_timeout_s)
@@ -362,7 +368,7 @@ class Chaos:
     def _drain(self, summary: dict[str, Any]) -> None:
         """Wait until the stores hold what was sent, or stop growing for ``stall_s`` (then reconcile shows the gap)."""
         targets = {"game_streams_enriched": summary["game_streams"]["unique"], "chat_silver": summary["chat_messages"]["unique"]}
-        self._until_stalled(lambda: clickhouse_counts(self.settings, tuple(targets)), targets, "ClickHouse")
+        self._until_stalled(lambda: _landed(self.settings, tuple(targets)), targets, "ClickHouse")
         self._until_stalled(lambda: {"stream-minutes": _aggregated_stream_minutes(self.settings)},
                             {"stream-minutes": _stream_minutes(self.settings)}, "the minute aggregates")
         self._until_stalled(lambda: {name: _lake_rows(self.settings, name) for name in targets}, targets, "the lake")
@@ -386,6 +392,10 @@ class Chaos:
 
 
 # -- reconciliation ----------------------------------------------------------------------------------------------
+TAKEN_FOR_VALID = "no malformed event taken for a valid one"
+EVERY_MALFORMED = "every malformed event in the dead letters"
+#: The late_events reason of an event that never reached the table (behind the deduplicating stage's watermark).
+LATE_REASON = {"game_streams_enriched": "late", "chat_silver": "chat_late_for_dedup"}
 #: Each minute aggregate of aggregate_streams as the Flink SQL defines it (flink_jobs/sql/aggregate_windows.sql),
 #: recomputed in ClickHouse from the enriched rows: (table, key columns, value columns, recomputation).
 _STREAM_MINUTES = """
@@ -421,6 +431,15 @@ def clickhouse_counts(settings: Settings, tables: tuple[str, ...]) -> dict[str, 
         return {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in tables}
 
 
+def _landed(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+    """Per table: its rows plus the events that went late instead (what must add up to the unique events sent)."""
+    from connectors.clickhouse import clickhouse_client
+
+    with clickhouse_client(settings) as client:
+        return {t: client.query(f"SELECT (SELECT count() FROM {t}) + (SELECT uniqExact(event_id) FROM late_events WHERE reason = '{LATE_REASON[t]}' "
+                                f"AND event_id NOT IN (SELECT {catalog.output(t).partition_key[0]} FROM {t}))").result_rows[0][0] for t in tables}
+
+
 def _stream_minutes(settings: Settings) -> int:
     from connectors.clickhouse import clickhouse_client
 
@@ -443,8 +462,8 @@ def _lake_rows(settings: Settings, table: str) -> int:
     return lake.scan(selected_fields=(key,)).to_arrow().num_rows
 
 
-def lake_keys(settings: Settings, table: str) -> tuple[int, int]:
-    """(rows, distinct row keys) of a lake table."""
+def lake_keys(settings: Settings, table: str, form: str | None = None) -> tuple[int, int]:
+    """(rows, distinct row keys) of a lake table; with ``form`` (a regular expression), of the rows whose key matches it."""
     import pyarrow.compute as pc
 
     from connectors.iceberg import load_catalog
@@ -452,7 +471,14 @@ def lake_keys(settings: Settings, table: str) -> tuple[int, int]:
     lake = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{table}")
     key = catalog.output(table).partition_key[0]
     column = lake.scan(selected_fields=(key,)).to_arrow().column(key)
+    if form is not None:
+        column = column.filter(pc.match_substring_regex(column, form))
     return len(column), pc.count_distinct(column).as_py()
+
+
+#: The form of the keys the synthetic producer makes (producers/contracts.py stream_event_id; uuid4 message ids). A
+#: row with another key comes from a malformed event the pipeline took for a valid one (an id sent as a JSON number).
+KEY_FORM = {"game_streams_enriched": "^[0-9a-f]{32}$", "chat_silver": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
 
 
 def dead_letters(settings: Settings, timeout_s: float = 600.0) -> dict[str, dict[str, int]]:
@@ -489,21 +515,25 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
     from connectors.clickhouse import clickhouse_client
 
     checks: list[Check] = []
+    late_only: dict[str, int] = {}
     unique = {"game_streams_enriched": summary["game_streams"]["unique"], "chat_silver": summary["chat_messages"]["unique"]}
     with clickhouse_client(settings) as client:
         def one(sql: str) -> Any:
             return client.query(sql).result_rows[0]
 
         for table, expected in unique.items():
-            key = catalog.output(table).partition_key[0]
-            rows, ids = one(f"SELECT count(), uniqExact({key}) FROM {table}")
-            checks.append(Check(f"{table}: every unique event once (count(), no FINAL)", "clickhouse", expected, rows, rows == expected))
-            checks.append(Check(f"{table}: distinct {key}", "clickhouse", expected, ids, ids == expected))
-        # The producers' event ids are 32 hex digits (producers/contracts.py): another one is a malformed event (an id
-        # sent as a JSON number, say) that the enrichment took for a valid one.
-        (foreign,) = one("SELECT count() FROM game_streams_enriched WHERE NOT match(event_id, '^[0-9a-f]{32}$')")
-        checks.append(Check("game_streams_enriched: no malformed event taken for a valid one", "clickhouse", 0, foreign, foreign == 0,
-                            "rows whose event_id is not of the producer's form"))
+            key, form = catalog.output(table).partition_key[0], KEY_FORM[table]
+            rows, ids, foreign = one(f"SELECT countIf(match({key}, '{form}')), uniqExactIf({key}, match({key}, '{form}')), "
+                                     f"countIf(NOT match({key}, '{form}')) FROM {table}")
+            # An event behind its stage's watermark goes to late_events instead (counted, not lost); a copy sent again
+            # after the original got through is late too, but its id is in the table already.
+            (late_only[table],) = one(f"SELECT uniqExact(event_id) FROM late_events WHERE reason = '{LATE_REASON[table]}' "
+                                      f"AND event_id NOT IN (SELECT {key} FROM {table})")
+            checks.append(Check(f"{table}: no row twice (count() without FINAL = uniqExact)", "clickhouse", rows, ids, rows == ids))
+            checks.append(Check(f"{table}: every unique valid event once (or counted late)", "clickhouse", expected,
+                                rows + late_only[table], rows + late_only[table] == expected,
+                                f"{rows} rows, {late_only[table]} unique events late ({LATE_REASON[table]})"))
+            checks.append(Check(f"{table}: {TAKEN_FOR_VALID}", "clickhouse", 0, foreign, foreign == 0, f"rows whose {key} is not of the producer's form"))
         late = dict(client.query("SELECT reason, count() FROM late_events GROUP BY reason").result_rows)
         for table, keys, values, recompute in AGGREGATES:
             actual = f"SELECT toUnixTimestamp(window_start) AS t, {keys.removeprefix('t, ')}, {values} FROM {table}"
@@ -522,8 +552,12 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
         checks.append(Check("chat_minute_stats: messages equal to the chat_silver rows", "clickhouse", messages, counted, counted == messages))
         checks.append(Check("late events (counted, not lost)", "clickhouse", "-", json.dumps(late, sort_keys=True), True))
     for table, expected in unique.items():
-        rows, ids = lake_keys(settings, table)
-        checks.append(Check(f"lake.{table}: every unique event once", "iceberg", expected, f"{rows} rows, {ids} distinct", rows == ids == expected))
+        rows, ids = lake_keys(settings, table, KEY_FORM[table])
+        checks.append(Check(f"lake.{table}: every unique valid event once (or counted late)", "iceberg", expected,
+                            f"{rows} rows, {ids} distinct", rows == ids and rows + late_only[table] == expected,
+                            f"{late_only[table]} unique events late"))
+        foreign = lake_keys(settings, table)[0] - rows
+        checks.append(Check(f"lake.{table}: {TAKEN_FOR_VALID}", "iceberg", 0, foreign, foreign == 0))
     letters = dead_letters(settings)
     stage_of = {topic: job.name for job in catalog.streaming_jobs() for topic in job.inputs if "dead_letter" in job.outputs}
     for topic, stage in sorted(stage_of.items()):
@@ -531,7 +565,7 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
         extra = resent_malformed.get(topic, 0)
         got = letters.get(f"{stage}:{topic}", {"records": 0, "distinct": 0})
         ok = got["records"] == got["distinct"] and sent <= got["distinct"] <= sent + extra
-        checks.append(Check(f"{topic}: every malformed event in the dead letters", "dead_letter",
+        checks.append(Check(f"{topic}: {EVERY_MALFORMED}", "dead_letter",
                             f"{sent}" + (f"..{sent + extra}" if extra else ""), got["distinct"], ok,
                             f"{got['records']} records; up to {extra} malformed events were sent twice by a resumed producer"))
     other = {k: v for k, v in letters.items() if k.split(":", 1)[1] not in stage_of}
