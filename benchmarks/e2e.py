@@ -59,7 +59,7 @@ from flink_jobs.runtime import sql_params
 from producers.contracts import iso_ms
 from producers.publisher import EVENT_TOPICS
 from producers.run import RunOptions, make_publisher
-from twitch_pipeline.errors import wait_until
+from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.jobs import start_all
 from twitch_pipeline.platform.lifecycle import isolated, running, start_services, stop_services
 from twitch_pipeline.platform.process import ManagedProcess
@@ -216,12 +216,11 @@ class Lag:
             lag = 0
             for tp in committed:
                 high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
-                if tp.offset < 0:
-                    lag = None if high > 0 else lag  # an empty partition needs no commit
-                    if lag is None:
-                        break
-                    continue
-                lag += max(0, high - tp.offset)
+                if tp.offset >= 0:
+                    lag += max(0, high - tp.offset)
+                elif high > 0:  # records but no commit yet (an empty partition needs none)
+                    lag = None
+                    break
             out[name] = lag
         return out
 
@@ -363,7 +362,7 @@ def _drain(p: Platform) -> float | None:
         return caught_up and time.time() - p.freshness.last_new > 3
     try:
         wait_until(drained, DRAIN_S, "pipeline drained", interval_s=1)
-    except Exception:  # noqa: BLE001 - a step that cannot drain is reported as such
+    except PlatformError:  # a step that cannot drain is reported as such
         return None
     return time.time()
 
@@ -432,7 +431,7 @@ def glassflow_run(p: Platform, records: int, seed: int = 42) -> dict[str, Any]:
     try:
         wait_until(complete, deadline, "the unique total in ClickHouse", interval_s=0.2)
         all_visible = time.time()
-    except Exception:  # noqa: BLE001 - reported with what was found
+    except PlatformError:  # reported with what was found
         all_visible = None
     publisher.flush()
     cpu1 = p.processes.cpu_now()
