@@ -371,6 +371,8 @@ class Chaos:
         self._until_stalled(lambda: _landed(self.settings, tuple(targets)), targets, "ClickHouse")
         self._until_stalled(lambda: {"stream-minutes": _aggregated_stream_minutes(self.settings)},
                             {"stream-minutes": _stream_minutes(self.settings)}, "the minute aggregates")
+        self._until_stalled(lambda: {"chat messages": _chat_messages(self.settings)[1] or 0},
+                            {"chat messages": _chat_messages(self.settings)[0]}, "the chat aggregates")
         self._until_stalled(lambda: {name: _lake_rows(self.settings, name) for name in targets}, targets, "the lake")
 
     def _until_stalled(self, current: Callable[[], dict[str, int]], targets: dict[str, int], what: str) -> None:
@@ -417,9 +419,10 @@ AGGREGATES = (
      "SELECT t, 'is_mature' AS dimension, multiIf(s.4 IS NULL, 'unknown', s.4, 'true', 'false') AS value, s.2 AS v FROM ({m}) "
      "UNION ALL SELECT t, 'broadcaster_type', ifNull(s.5, 'unknown'), s.2 FROM ({m})) GROUP BY t, dimension, value"),
     ("stream_duration_stats", "t, game_id, duration_bucket", "live_streams",
-     "SELECT t, s.1 AS game_id, multiIf(dateDiff('second', s.6, s.7) < 3600, '0-1h', dateDiff('second', s.6, s.7) < 7200, '1-2h', "
-     "dateDiff('second', s.6, s.7) < 14400, '2-4h', dateDiff('second', s.6, s.7) < 28800, '4-8h', '8h+') AS duration_bucket, "
-     "count() AS live_streams FROM ({m}) GROUP BY t, game_id, duration_bucket"),
+     # TIMESTAMPDIFF(SECOND, …) < 3600 is a difference under 3,600,000 ms (ClickHouse's dateDiff counts second boundaries).
+     "SELECT t, s.1 AS game_id, multiIf(d < 3600000, '0-1h', d < 7200000, '1-2h', d < 14400000, '2-4h', d < 28800000, '4-8h', '8h+') "
+     "AS duration_bucket, count() AS live_streams "
+     "FROM (SELECT *, toUnixTimestamp64Milli(s.7) - toUnixTimestamp64Milli(s.6) AS d FROM ({m})) GROUP BY t, game_id, duration_bucket"),
 )
 
 
@@ -429,6 +432,16 @@ def clickhouse_counts(settings: Settings, tables: tuple[str, ...]) -> dict[str, 
 
     with clickhouse_client(settings) as client:
         return {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in tables}
+
+
+def _chat_messages(settings: Settings) -> tuple[int, int]:
+    """(chat_silver rows not late for their window, messages counted in chat_minute_stats)."""
+    from connectors.clickhouse import clickhouse_client
+
+    with clickhouse_client(settings) as client:
+        return tuple(client.query(
+            "SELECT (SELECT count() FROM chat_silver WHERE message_id NOT IN (SELECT event_id FROM late_events WHERE reason = 'chat_late_for_window')), "
+            "(SELECT sum(messages) FROM chat_minute_stats)").result_rows[0])
 
 
 def _landed(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
@@ -546,10 +559,9 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
             checks.append(Check(f"{table}: rows equal to their recomputation from the enriched rows", "clickhouse",
                                 expected_rows, found_rows, found_rows == expected_rows and extra == missing == 0,
                                 f"{extra} rows differ from the recomputation, {missing} recomputed rows missing"))
-        (messages,) = one("SELECT count() FROM chat_silver WHERE message_id NOT IN "
-                          "(SELECT event_id FROM late_events WHERE reason = 'chat_late_for_window')")
-        (counted,) = one("SELECT sum(messages) FROM chat_minute_stats")
-        checks.append(Check("chat_minute_stats: messages equal to the chat_silver rows", "clickhouse", messages, counted, counted == messages))
+        messages, counted = _chat_messages(settings)
+        checks.append(Check("chat_minute_stats: messages equal to the chat_silver rows", "clickhouse", messages, counted, counted == messages,
+                            "chat_silver rows not late for their window"))
         checks.append(Check("late events (counted, not lost)", "clickhouse", "-", json.dumps(late, sort_keys=True), True))
     for table, expected in unique.items():
         rows, ids = lake_keys(settings, table, KEY_FORM[table])
