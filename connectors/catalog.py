@@ -14,6 +14,7 @@ This module is a leaf: it imports nothing of the project, so every layer may rea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,28 @@ class Topic:
     @property
     def schema_path(self) -> Path | None:
         return SCHEMA_DIR / self.schema if self.schema else None
+
+    def contract_spec(self) -> str:
+        """The required fields of the topic's JSON Schema with their JSON types, ``field:type,field:a|b,...``.
+
+        What a Flink job checks every record against (the json_contract_violation function): the schema stays
+        the one declaration of the contract. A field's type comes from ``type``, its ``$ref``'s definition, or
+        the type of its ``enum`` values.
+        """
+        if not self.schema_path:
+            return ""
+        schema = json.loads(self.schema_path.read_text())
+        entries = []
+        for name in schema.get("required", []):
+            prop = schema["properties"][name]
+            if "$ref" in prop:
+                prop = schema["$defs"][prop["$ref"].removeprefix("#/$defs/")]
+            types = prop.get("type") or sorted({_JSON_TYPES[type(v)] for v in prop["enum"]})
+            entries.append(f"{name}:{'|'.join([types] if isinstance(types, str) else types)}")
+        return ",".join(entries)
+
+
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,8 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "poll_interval_s": str(max(1, round(settings.twitch_poll_interval_s))),
     }
     for topic in catalog.TOPICS:
+        # the data contract of a raw topic, as a SQL string for json_contract_violation
+        params[f"contract:{topic.name}"] = "'" + topic.contract_spec().replace("'", "''") + "'"
         params[f"kafka_source:{topic.name}"] = with_options({"connector": "kafka", "topic": topic.name, **source})
         params[f"kafka_sink:{topic.name}"] = with_options({
             "connector": "kafka", "topic": topic.name, "sink.transactional-id-prefix": f"{run_id}-{topic.name}", **key_options(topic), **sink})

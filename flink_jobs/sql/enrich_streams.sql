@@ -13,6 +13,9 @@
 -- reading that topic drain when the producers stop.
 
 CREATE TEMPORARY FUNCTION json_object_fields AS 'io.twitchpipeline.flink.JsonObjectFields' LANGUAGE JAVA;
+-- The first required field of the topic's JSON Schema that is missing or of another JSON type (a number where
+-- an id string belongs passed as valid before), from the same parse.
+CREATE TEMPORARY FUNCTION json_contract_violation AS 'io.twitchpipeline.flink.JsonContractViolation' LANGUAGE JAVA;
 CREATE TEMPORARY FUNCTION json_timestamp AS 'io.twitchpipeline.flink.JsonTimestamp' LANGUAGE JAVA;
 
 -- ------------------------------------------------------------------------------------------- sources
@@ -77,14 +80,12 @@ SELECT
     WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN doc.fields['event_id'] IS NULL THEN 'missing or invalid event_id'
-    WHEN doc.fields['stream_id'] IS NULL THEN 'missing or invalid stream_id'
-    WHEN doc.fields['user_id'] IS NULL THEN 'missing or invalid user_id'
-    WHEN doc.fields['game_id'] IS NULL THEN 'missing or invalid game_id'
+    WHEN contract_violation IS NOT NULL THEN contract_violation
     WHEN TRY_CAST(doc.fields['viewer_count'] AS INT) IS NULL THEN 'missing or invalid viewer_count'
     WHEN json_timestamp(raw_value, 'started_at') IS NULL THEN 'missing or invalid started_at'
   END AS dead_letter_reason
-FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM game_streams_source);
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc,
+        json_contract_violation(raw_value, ${contract:game_streams}) AS contract_violation FROM game_streams_source);
 
 CREATE TEMPORARY VIEW twitch_users_parsed AS
 SELECT
@@ -100,9 +101,10 @@ SELECT
     WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN doc.fields['user_id'] IS NULL THEN 'missing or invalid user_id'
+    WHEN contract_violation IS NOT NULL THEN contract_violation
   END AS dead_letter_reason
-FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM twitch_users_source);
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc,
+        json_contract_violation(raw_value, ${contract:twitch_users}) AS contract_violation FROM twitch_users_source);
 
 CREATE TEMPORARY VIEW twitch_games_parsed AS
 SELECT
@@ -114,9 +116,10 @@ SELECT
     WHEN doc.problem IS NOT NULL THEN doc.problem
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00' THEN 'missing or invalid data_retrieved_at'
     WHEN COALESCE(doc.fields['heartbeat'] = 'true', FALSE) THEN CAST(NULL AS STRING)
-    WHEN doc.fields['game_id'] IS NULL THEN 'missing or invalid game_id'
+    WHEN contract_violation IS NOT NULL THEN contract_violation
   END AS dead_letter_reason
-FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc FROM twitch_games_source);
+FROM (SELECT *, json_object_fields(raw_value, ${max_event_chars}) AS doc,
+        json_contract_violation(raw_value, ${contract:twitch_games}) AS contract_violation FROM twitch_games_source);
 
 -- ------------------------------------------------------------------------------------------- versioned dimensions
 -- The latest version per key as of any event time: Flink's versioned view (deduplicate keep-last on rowtime).

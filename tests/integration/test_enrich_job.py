@@ -125,6 +125,10 @@ def test_dedup_join_dead_letters_and_late_events(enrich_job):
         "invalid JSON": b'{"event_id": "broken',
         "missing or invalid stream_id": json.dumps({k: v for k, v in bad.items() if k != "stream_id"}).encode(),
         "missing or invalid viewer_count": json.dumps({**bad, "viewer_count": "many"}).encode(),
+        # the contract's types, not only presence: ids sent as JSON numbers once passed as valid (chaos run)
+        "missing or invalid event_id": json.dumps({**bad, "event_id": 32, "stream_id": 11}).encode(),
+        "missing or invalid title": json.dumps({**bad, "title": 5}).encode(),
+        "missing or invalid language": json.dumps({k: v for k, v in bad.items() if k != "language"}).encode(),
         "invalid UTF-8": json.dumps(bad).encode().replace(b"title", b"ti\xff\xfele"),
         "oversized": json.dumps({**bad, "title": "x" * (settings.max_event_chars + 1)}).encode(),
     }

@@ -127,3 +127,12 @@ def test_chat_bronze_is_a_lake_only_output_with_its_columns():
     ddl = re.search(r"chat_bronze \((.*?)\) PARTITIONED", (SQL_DIR / "chat_enrich.sql").read_text(), re.S).group(1)
     assert [c.split()[0] for c in _top_level_split(ddl)] == [c.name for c in bronze.columns]
     assert "| `chat_bronze` | — | `lake.chat_bronze` | `ingest_ts` | topic, kafka_partition, kafka_offset |" in catalog.markdown()
+
+
+def test_the_contract_spec_the_jobs_check_comes_from_each_raw_topics_json_schema():
+    spec = dict(entry.split(":") for entry in catalog.topic("game_streams").contract_spec().split(","))
+    assert spec["event_id"] == "string" and spec["viewer_count"] == "integer" and spec["tags"] == "array"
+    assert spec["started_at"] == "string"  # a $ref to the timestamp definition
+    assert dict(e.split(":") for e in catalog.topic("twitch_users").contract_spec().split(","))["broadcaster_type"] == "string"  # an enum
+    assert "reply_parent_message_id:string|null" in catalog.topic("chat_messages").contract_spec()
+    assert catalog.topic("game_streams_enriched").contract_spec() == ""  # no schema: nothing to check

@@ -36,16 +36,19 @@ final class ParsedRecord {
     final MapData scalars;
     final MapData lists;
     final Map<String, StringData> scalarsByName;
+    /** Each top-level field's JSON type as JSON Schema names it (string, integer, number, boolean, array, object, null). */
+    final Map<String, String> types;
     /** What {@link JsonObjectFields} returns for a usable object: built once, handed out for every field read. */
     final RowData row;
 
     private ParsedRecord(byte[] bytes, boolean utf8, Map<StringData, StringData> scalars, Map<StringData, StringData> lists,
-                         Map<String, StringData> scalarsByName) {
+                         Map<String, StringData> scalarsByName, Map<String, String> types) {
         this.bytes = bytes;
         this.utf8 = utf8;
         this.scalars = scalars == null ? null : new GenericMapData(scalars);
         this.lists = lists == null ? null : new GenericMapData(lists);
         this.scalarsByName = scalarsByName;
+        this.types = types;
         this.row = GenericRowData.of(null, this.scalars, this.lists);
     }
 
@@ -70,6 +73,7 @@ final class ParsedRecord {
         Map<StringData, StringData> scalars = new HashMap<>();
         Map<StringData, StringData> lists = new HashMap<>();
         Map<String, StringData> byName = new HashMap<>();
+        Map<String, String> types = new HashMap<>();
         boolean object;
         try (JsonParser parser = JSON.createParser(bytes)) {
             object = parser.nextToken() == JsonToken.START_OBJECT;
@@ -81,6 +85,7 @@ final class ParsedRecord {
                 scalars.remove(key);
                 lists.remove(key);
                 byName.remove(name);
+                types.put(name, typeName(value));
                 if (value == JsonToken.START_ARRAY) {
                     lists.put(key, StringData.fromString(joinScalars(parser)));
                 } else if (value == JsonToken.START_OBJECT) {
@@ -97,8 +102,21 @@ final class ParsedRecord {
         } catch (IOException e) {
             object = false;
         }
-        return object ? new ParsedRecord(bytes, validUtf8(bytes), scalars, lists, byName)
-                      : new ParsedRecord(bytes, validUtf8(bytes), null, null, Map.of());
+        return object ? new ParsedRecord(bytes, validUtf8(bytes), scalars, lists, byName, types)
+                      : new ParsedRecord(bytes, validUtf8(bytes), null, null, Map.of(), Map.of());
+    }
+
+    private static String typeName(JsonToken token) {
+        switch (token) {
+            case START_ARRAY: return "array";
+            case START_OBJECT: return "object";
+            case VALUE_STRING: return "string";
+            case VALUE_NUMBER_INT: return "integer";
+            case VALUE_NUMBER_FLOAT: return "number";
+            case VALUE_TRUE:
+            case VALUE_FALSE: return "boolean";
+            default: return "null";
+        }
     }
 
     /** The array's scalar elements, comma-joined; nested objects and arrays are left out. */
