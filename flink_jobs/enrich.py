@@ -19,15 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     # Benchmarks run earlier variants of the SQL side by side with the current job.
     parser.add_argument("--sql", type=Path, default=None, help="run this SQL file instead of sql/enrich_streams.sql")
     args = parser.parse_args(argv)
-    job = start_job(JOB_NAME, args, relay_heartbeats_to="game_streams_enriched", conf={
-        # Heap state: this job's state is small (one-second dedup windows, rows waiting for the watermark in the
-        # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
-        # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
-        "state.backend.type": "hashmap",
-        # No defensive copy of each row between chained operators. Without it, copying was the largest cost in a
-        # profile (docs/performance.md): the parsed fields are Java strings, and every copy re-encodes them as UTF-8.
-        "pipeline.object-reuse": "true",
-    })
+    # Heap state: this job's state is small (one-second dedup windows, rows waiting for the watermark in the
+    # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
+    # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
+    # (pipeline.object-reuse stays off: docs/performance.md, session 4, says what was and was not shown.)
+    job = start_job(JOB_NAME, args, conf={"state.backend.type": "hashmap"}, relay_heartbeats_to="game_streams_enriched")
     job.execute(args.sql or "enrich_streams")
 
 
