@@ -155,6 +155,7 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         "figure with the load beside it. How it is measured: [docs/benchmarks.md](../docs/benchmarks.md). Raw figures: "
         "[bench.json](bench.json).",
         "",
+        *([f"**Not at the default settings:** {', '.join(settings['changed_from_defaults'])}.", ""] if settings.get("changed_from_defaults") else []),
         "## Summary",
         "",
         "| Figure | Value |",
