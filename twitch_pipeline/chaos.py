@@ -556,9 +556,13 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
                 f"SELECT (SELECT count() FROM {table}), (SELECT count() FROM ({expected_sql})), "
                 f"(SELECT count() FROM (SELECT {cols} FROM ({actual}) EXCEPT SELECT {cols} FROM ({expected_sql}))), "
                 f"(SELECT count() FROM (SELECT {cols} FROM ({expected_sql}) EXCEPT SELECT {cols} FROM ({actual})))")
+            examples = ""
+            if extra or missing:  # a few of each side, to see what differs
+                examples = "; found " + str(client.query(f"SELECT {cols} FROM ({actual}) EXCEPT SELECT {cols} FROM ({expected_sql}) LIMIT 3").result_rows)
+                examples += ", recomputed " + str(client.query(f"SELECT {cols} FROM ({expected_sql}) EXCEPT SELECT {cols} FROM ({actual}) LIMIT 3").result_rows)
             checks.append(Check(f"{table}: rows equal to their recomputation from the enriched rows", "clickhouse",
                                 expected_rows, found_rows, found_rows == expected_rows and extra == missing == 0,
-                                f"{extra} rows differ from the recomputation, {missing} recomputed rows missing"))
+                                f"{extra} rows differ from the recomputation, {missing} recomputed rows missing{examples}"))
         messages, counted = _chat_messages(settings)
         checks.append(Check("chat_minute_stats: messages equal to the chat_silver rows", "clickhouse", messages, counted, counted == messages,
                             "chat_silver rows not late for their window"))
