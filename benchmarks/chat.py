@@ -37,8 +37,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from benchmarks.enrich import _sample_load, cpu_seconds
-from connectors.iceberg import load_catalog
+from benchmarks.enrich import _sample_load, cpu_seconds, lake_rows
 from connectors.kafka import client_config, produce_blocking
 from connectors.topics import ensure_topics
 from producers.contracts import iso_ms, mentions
@@ -201,22 +200,11 @@ def rates(result: dict[str, Any], messages: int) -> dict[str, Any]:
     return {**result, "messages_per_s": round(messages / result["processing_s"]), "messages_per_cpu_s": round(messages / cpu_s) if cpu_s else None}
 
 
-def lake_count(settings: Settings, table: str) -> int:
-    from pyiceberg.exceptions import NoSuchTableError
-
-    try:  # the job creates the table on its first run
-        handle = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{table}")
-    except NoSuchTableError:
-        return 0
-    snapshot = handle.current_snapshot()
-    return int(snapshot.summary["total-records"]) if snapshot else 0
-
-
 def enrich_run(settings: Settings, records: int, unique: int, args: tuple[str, ...] = ()) -> dict[str, Any]:
     """chat_enrich bounded over the whole backlog, and whether it added every record to bronze and every unique message to silver."""
-    before = lake_count(settings, "chat_bronze"), lake_count(settings, "chat_silver")
+    before = lake_rows(settings, "chat_bronze"), lake_rows(settings, "chat_silver")
     result = rates(bounded_run(settings, "chat_enrich", args), records)
-    added = lake_count(settings, "chat_bronze") - before[0], lake_count(settings, "chat_silver") - before[1]
+    added = lake_rows(settings, "chat_bronze") - before[0], lake_rows(settings, "chat_silver") - before[1]
     return {**result, "bronze_rows_added": added[0], "silver_rows_added": added[1], "exactly_once": added == (records, unique)}
 
 
@@ -233,7 +221,7 @@ def main() -> dict:
             raise RuntimeError(f"not exactly once: bronze +{enrich['bronze_rows_added']} of {len(records)} records, "
                                f"silver +{enrich['silver_rows_added']} of {unique} unique messages")
         aggregate = rates(bounded_run(settings, "chat_aggregate"), len(records))
-        gold = lake_count(settings, "chat_minute_stats")
+        gold = lake_rows(settings, "chat_minute_stats")
         variants = {name: enrich_run(settings, len(records), unique, tuple(a for kv in conf for a in ("--conf", kv)))
                     for name, conf in ENRICH_VARIANTS.items()}
     total_s = enrich["processing_s"] + aggregate["processing_s"]

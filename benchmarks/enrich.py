@@ -311,11 +311,12 @@ def bounded_run(settings: Settings, args: list[str]) -> dict[str, Any]:
             "restarts_or_failures": len(flink.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", []))}
 
 
-def lake_rows(settings: Settings) -> int:
+def lake_rows(settings: Settings, name: str = OUTPUT_TOPIC) -> int:
+    """Rows in the lake table ``name`` (its current snapshot's total), 0 before the job created it."""
     from pyiceberg.exceptions import NoSuchTableError
 
     try:  # the job creates the table on its first run
-        table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{OUTPUT_TOPIC}")
+        table = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{name}")
     except NoSuchTableError:
         return 0
     snapshot = table.current_snapshot()
