@@ -410,8 +410,11 @@ _STREAM_MINUTES = """
 AGGREGATES = (
     ("game_minute_stats", "t, game_id", "viewers_sum, viewers_max, live_streams, new_streams",
      "SELECT t, s.1 AS game_id, sum(s.2) AS viewers_sum, max(s.2) AS viewers_max, count() AS live_streams, "
-     "countIf(dateDiff('second', s.6, s.7) < 0 OR dateDiff('second', s.6, s.7) - dateDiff('second', s.6, s.7) % {poll} "
-     "<= dateDiff('second', toDateTime(t, 'UTC'), s.7)) AS new_streams FROM ({m}) GROUP BY t, game_id"),
+     # Flink's TIMESTAMPDIFF(SECOND, …) truncates the millisecond difference; dateDiff('second', …) counts second
+     # boundaries, which made a stream that went live 59.2 s before its first poll "not new" here (chaos runs).
+     "countIf(d < 0 OR d - d % {poll} <= w) AS new_streams FROM (SELECT *, "
+     "intDiv(toUnixTimestamp64Milli(s.7) - toUnixTimestamp64Milli(s.6), 1000) AS d, "
+     "intDiv(toUnixTimestamp64Milli(s.7) - t * 1000, 1000) AS w FROM ({m})) GROUP BY t, game_id"),
     ("language_minute_stats", "t, language", "viewers_sum, live_streams",
      "SELECT t, ifNull(s.3, '') AS language, sum(s.2) AS viewers_sum, count() AS live_streams FROM ({m}) GROUP BY t, language"),
     ("share_minute_stats", "t, dimension, value", "live_streams, viewers_sum",
