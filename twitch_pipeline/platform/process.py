@@ -8,6 +8,7 @@ is what makes a run directory a self-contained platform: ``down`` finds exactly 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,10 +28,33 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port, the range outgoing connections take their local ports from: a
+    component restarted on "its" port (the supervisor after a kill -9) then found it held by some client's
+    connection (seen in a chaos run: Flink could not bind). Ports below the range are never taken that way.
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 20_000), low)
+        if port not in _handed_out and not port_in_use(host, port):
+            _handed_out.add(port)  # two calls in a row must not return one port: nothing binds it in between
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 @dataclass
