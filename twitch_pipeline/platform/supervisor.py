@@ -180,16 +180,16 @@ def _restart_flink(settings: Settings, comp) -> None:
     if jobmanager.running():
         # Only the TaskManager died: the JobManager still holds the jobs and restarts them from their latest
         # checkpoint (restart strategy) once a TaskManager registers again. Restarting the whole cluster would
-        # resubmit every job, minutes of work under load. A job that gave up meanwhile is resumed like below.
+        # resubmit every job, minutes of work under load. Only a job that gave up meanwhile is resumed.
         comp.start()  # spawns only what is not running
         comp.wait_healthy()
-        gone = [job.name for job in catalog.streaming_jobs() if find_active(settings, job.name) is None]
-        if gone:
-            resume_from_latest_checkpoints(settings, gone)
-            start_all(settings, echo=lambda line: None)
-        return
-    _restart_component(comp)
-    resume_from_latest_checkpoints(settings)
+        names = [job.name for job in catalog.streaming_jobs() if find_active(settings, job.name) is None]
+        if not names:
+            return
+    else:
+        _restart_component(comp)
+        names = None  # the cluster lost every job
+    resume_from_latest_checkpoints(settings, names)
     start_all(settings, echo=lambda line: None)
 
 
