@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split on ``;`` outside quotes, backticks and comments; drop statements that are only comments."""
+    """Split on ``;`` outside quotes, backticks and comments; drop comments (hints kept) and statements that are only comments."""
     statements, current, i, n = [], [], 0, len(sql)
     while i < n:
         ch = sql[i]
@@ -25,8 +25,10 @@ def split_statements(sql: str) -> list[str]:
             current.append("\n")
         elif sql.startswith("/*", i):
             end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            current.append(" ")
+            end = n if end < 0 else end + 2
+            # a hint (``/*+ OPTIONS(...) */``) is part of the statement; a plain comment is not
+            current.append(sql[i:end] if sql.startswith("/*+", i) else " ")
+            i = end
         elif ch == ";":
             statements.append("".join(current))
             current, i = [], i + 1

@@ -49,10 +49,12 @@ def test_split_statements_respects_quotes_and_comments():
         CREATE TABLE a (s String DEFAULT 'x;y') ENGINE = Memory;
         /* block; comment */ INSERT INTO a VALUES ('it\\'s; fine');
         ;
+        INSERT INTO b /*+ OPTIONS('k' = 'v;w') */ SELECT 1;
     """
     assert split_statements(sql) == [
         "CREATE TABLE a (s String DEFAULT 'x;y') ENGINE = Memory",
         "INSERT INTO a VALUES ('it\\'s; fine')",
+        "INSERT INTO b /*+ OPTIONS('k' = 'v;w') */ SELECT 1",
     ]
 
 
