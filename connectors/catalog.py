@@ -360,7 +360,7 @@ OUTPUTS: tuple[Output, ...] = (
 JOBS: tuple[Job, ...] = (
     Job(
         "enrich_streams",
-        "Validates and deduplicates stream snapshots, joins each with the profile and game valid at its event time.",
+        "Validates and deduplicates stream snapshots, joins each with the profile and game valid at its event time (to the second).",
         "flink_jobs.enrich",
         inputs=("game_streams", "twitch_users", "twitch_games"),
         outputs=("game_streams_enriched", "late_events", "dead_letter"),
