@@ -10,8 +10,8 @@ the producer resumes after its durable progress mark (``produce --progress``, pr
 
 At the end the stores are reconciled with what the producer sent (:func:`reconcile`): every unique valid
 event exactly once in ClickHouse (``count()`` without FINAL, and ``uniqExact``) and in the Iceberg lake,
-every minute aggregate equal to its recomputation from the enriched rows, every malformed event in the
-dead letters. The kill schedule depends on the seed only, so ``--seed`` replays a failure's schedule.
+every minute aggregate equal to its recomputation from the enriched rows (and the lake's copy of every gold
+table equal to ClickHouse's), every malformed event in the dead letters. The kill schedule depends on the seed only, so ``--seed`` replays a failure's schedule.
 """
 
 from __future__ import annotations
@@ -492,6 +492,30 @@ def lake_keys(settings: Settings, table: str, form: str | None = None) -> tuple[
     return len(column), pc.count_distinct(column).as_py()
 
 
+def _comparable(value: Any) -> Any:
+    """A cell as both stores give it back: instants as epoch milliseconds (ClickHouse keeps milliseconds, the lake
+    microseconds; a naive datetime is UTC), floats to 9 places (one double through JSON and Parquet)."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return round(aware.timestamp() * 1000)
+    return round(value, 9) if isinstance(value, float) else value
+
+
+def lake_against_clickhouse(settings: Settings, client: Any, table: str) -> tuple[int, int, int, int]:
+    """(ClickHouse rows, lake rows, rows only in ClickHouse, rows only in the lake) of a table both stores hold, over
+    its catalog columns, as multisets: one row twice in one store and once in the other is a difference."""
+    from collections import Counter
+
+    from connectors.iceberg import load_catalog
+
+    columns = [c.name for c in catalog.output(table).columns]
+    in_clickhouse = Counter(tuple(map(_comparable, row)) for row in
+                            client.query(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {table}").result_rows)
+    arrow = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{table}").scan(selected_fields=tuple(columns)).to_arrow()
+    in_lake = Counter(tuple(map(_comparable, row)) for row in zip(*(arrow.column(c).to_pylist() for c in columns)))
+    return sum(in_clickhouse.values()), sum(in_lake.values()), sum((in_clickhouse - in_lake).values()), sum((in_lake - in_clickhouse).values())
+
+
 #: The form of the keys the synthetic producer makes (producers/contracts.py stream_event_id; uuid4 message ids). A
 #: row with another key comes from a malformed event the pipeline took for a valid one (an id sent as a JSON number).
 KEY_FORM = {"game_streams_enriched": "^[0-9a-f]{32}$", "chat_silver": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
@@ -577,6 +601,19 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
                             f"{late_only[table]} unique events late"))
         foreign = lake_keys(settings, table)[0] - rows
         checks.append(Check(f"lake.{table}: {TAKEN_FOR_VALID}", "iceberg", 0, foreign, foreign == 0))
+    # The lake's gold tables are written by the same jobs at the same checkpoints as the topics the sink loads: each
+    # must equal its ClickHouse table, which the checks above hold to the recomputation (or to chat_silver).
+    with clickhouse_client(settings) as client:
+        for table in (o.name for o in catalog.OUTPUTS if o.iceberg and o.clickhouse and o.name not in unique):
+            deadline = time.monotonic() + 120
+            while True:  # the sink may still be loading the rows of the last checkpoint the lake has committed
+                in_clickhouse, in_lake, only_clickhouse, only_lake = lake_against_clickhouse(settings, client, table)
+                if only_clickhouse == only_lake == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(5)
+            checks.append(Check(f"lake.{table}: the same rows as in ClickHouse", "iceberg", in_clickhouse, in_lake,
+                                only_clickhouse == only_lake == 0,
+                                f"{only_clickhouse} rows only in ClickHouse, {only_lake} only in the lake"))
     letters = dead_letters(settings)
     stage_of = {topic: job.name for job in catalog.streaming_jobs() for topic in job.inputs if "dead_letter" in job.outputs}
     for topic, stage in sorted(stage_of.items()):

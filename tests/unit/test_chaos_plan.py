@@ -22,3 +22,15 @@ def test_every_component_is_killed_as_often_as_asked(per_component):
 def test_a_seed_replays_its_schedule():
     assert [k.describe() for k in plan(4711, 3)] == [k.describe() for k in plan(4711, 3)]
     assert [k.describe() for k in plan(4711, 3)] != [k.describe() for k in plan(4712, 3)]
+
+
+def test_cells_compare_alike_from_clickhouse_and_the_lake():
+    import datetime as dt
+
+    from twitch_pipeline.chaos import _comparable
+
+    utc = dt.timezone.utc
+    # ClickHouse gives an aware millisecond instant or a naive UTC one, the lake an aware microsecond one
+    assert _comparable(dt.datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=utc)) == _comparable(dt.datetime(2026, 11, 29, 12, 0, 0, 123000)) \
+        == _comparable(dt.datetime(2026, 11, 29, 13, 0, 0, 123000, tzinfo=dt.timezone(dt.timedelta(hours=1))))
+    assert _comparable(0.1 + 0.2) == _comparable(0.3) and _comparable(None) is None and _comparable("x") == "x"
