@@ -79,7 +79,10 @@ LATENCY_RUNS = {
 # The job's variants timed on the same backlog (driver arguments), alternating so that neither has the machine's
 # quieter minutes to itself, after a warm-up run: on a fresh TaskManager the first run is the slowest by far (JIT).
 # (JSON_VALUE per field, before parsing once, measured 7,230 events/s, 6,649 per CPU-second.)
-VARIANTS = {"warm_up": [], "current": [], "object_reuse": ["--conf", "pipeline.object-reuse=true"], "parallelism_2": ["--conf", "parallelism.default=2"]}
+# The job runs with object reuse (flink_jobs/enrich.py); the A/B that decided it is kept, without it, alternating.
+NO_REUSE, PARALLEL = ["--conf", "pipeline.object-reuse=false"], ["--conf", "parallelism.default=2"]
+VARIANTS = {"warm_up": [], "current": [], "without_object_reuse": NO_REUSE, "current_again": [], "without_object_reuse_again": NO_REUSE,
+            "parallelism_2": PARALLEL}
 DISORDER_SECONDS = 75
 DISORDER_POLL_INTERVAL_S = 15.0  # several polls of the synthetic source within the measurement
 INPUT_TOPICS = ("game_streams", "twitch_users", "twitch_games")
