@@ -23,7 +23,7 @@ import pytest
 
 from connectors import catalog
 from twitch_pipeline import backfill
-from twitch_pipeline.errors import wait_until
+from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.settings import Settings, load_settings, to_env
 
 pytestmark = pytest.mark.integration
@@ -198,7 +198,10 @@ def test_killed_backfill_leaves_the_previous_rows(platform, streamed):
     # The orphaned job may still fill its staging tables; what readers see must not change either way.
     for job in flink_jobs(platform):
         if job["name"].startswith("backfill_aggregates_") and job["state"] == "RUNNING":
-            cli(platform, "cancel", job["id"])
+            try:
+                cli(platform, "cancel", job["id"])
+            except PlatformError as err:  # it finished between the listing and the cancel (seen: a day's backfill takes seconds)
+                assert "no running job" in str(err), err
     assert snapshot(platform) == before
 
     # The next run of the day drops the killed run's staging and puts the day right.
