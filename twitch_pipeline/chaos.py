@@ -11,7 +11,8 @@ the producer resumes after its durable progress mark (``produce --progress``, pr
 At the end the stores are reconciled with what the producer sent (:func:`reconcile`): every unique valid
 event exactly once in ClickHouse (``count()`` without FINAL, and ``uniqExact``) and in the Iceberg lake,
 every minute aggregate equal to its recomputation from the enriched rows (and the lake's copy of every gold
-table equal to ClickHouse's), every malformed event in the dead letters. The kill schedule depends on the seed only, so ``--seed`` replays a failure's schedule.
+table equal to ClickHouse's), every malformed event in the dead letters. The kill schedule depends on the seed
+only, so ``--seed`` replays a failure's schedule.
 """
 
 from __future__ import annotations
@@ -374,6 +375,9 @@ class Chaos:
         self._until_stalled(lambda: {"chat messages": _chat_messages(self.settings)[1] or 0},
                             {"chat messages": _chat_messages(self.settings)[0]}, "the chat aggregates")
         self._until_stalled(lambda: {name: _lake_rows(self.settings, name) for name in targets}, targets, "the lake")
+        # the sink may still be loading what the jobs committed to the lake's gold tables at the same checkpoints
+        gold = {name: _lake_rows(self.settings, name) for name in _gold_tables()}
+        self._until_stalled(lambda: _clickhouse_rows(self.settings, tuple(gold)), gold, "the gold tables in ClickHouse")
 
     def _until_stalled(self, current: Callable[[], dict[str, int]], targets: dict[str, int], what: str) -> None:
         last, changed = None, time.monotonic()
@@ -454,6 +458,18 @@ def _landed(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
     with clickhouse_client(settings) as client:
         return {t: client.query(f"SELECT (SELECT count() FROM {t}) + (SELECT uniqExact(event_id) FROM late_events WHERE reason = '{LATE_REASON[t]}' "
                                 f"AND event_id NOT IN (SELECT {catalog.output(t).partition_key[0]} FROM {t}))").result_rows[0][0] for t in tables}
+
+
+def _gold_tables() -> tuple[str, ...]:
+    """The tables both stores hold besides the event-level ones: the minute aggregates and the top-N tables."""
+    return tuple(o.name for o in catalog.OUTPUTS if o.iceberg and o.clickhouse and o.name not in LATE_REASON)
+
+
+def _clickhouse_rows(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+    from connectors.clickhouse import clickhouse_client
+
+    with clickhouse_client(settings) as client:
+        return {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in tables}
 
 
 def _stream_minutes(settings: Settings) -> int:
@@ -604,13 +620,8 @@ def reconcile(settings: Settings, summary: dict[str, Any], resent_malformed: dic
     # The lake's gold tables are written by the same jobs at the same checkpoints as the topics the sink loads: each
     # must equal its ClickHouse table, which the checks above hold to the recomputation (or to chat_silver).
     with clickhouse_client(settings) as client:
-        for table in (o.name for o in catalog.OUTPUTS if o.iceberg and o.clickhouse and o.name not in unique):
-            deadline = time.monotonic() + 120
-            while True:  # the sink may still be loading the rows of the last checkpoint the lake has committed
-                in_clickhouse, in_lake, only_clickhouse, only_lake = lake_against_clickhouse(settings, client, table)
-                if only_clickhouse == only_lake == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(5)
+        for table in _gold_tables():
+            in_clickhouse, in_lake, only_clickhouse, only_lake = lake_against_clickhouse(settings, client, table)
             checks.append(Check(f"lake.{table}: the same rows as in ClickHouse", "iceberg", in_clickhouse, in_lake,
                                 only_clickhouse == only_lake == 0,
                                 f"{only_clickhouse} rows only in ClickHouse, {only_lake} only in the lake"))
