@@ -1,5 +1,9 @@
 """Backfill DAG: recompute the minute aggregates of whole days from the Iceberg lake and swap them in.
 
+The gold tables of both aggregations: the streams' (game, language, share, duration, top streams) and the
+chat's (``chat_minute_stats``, ``chat_top_emotes``), recomputed from ``lake.game_streams_enriched`` and
+``lake.chat_silver``.
+
 One run per day partition: the run's data interval is the day it recomputes, so Airflow's own backfill
 (``airflow backfill create --dag-id aggregates_backfill --from-date ... --to-date ...``) and catchup drive it.
 A manual run may instead name a range with the ``start``/``end`` params, and pick tables with ``tables``.

@@ -1,10 +1,11 @@
 """Backfill driver: the aggregates of whole days recomputed from the Iceberg lake, into staging tables.
 
-Runs the streaming aggregation's own window SQL (``aggregate_windows.sql``, all but its INSERTs) over
-``backfill_source.sql``, a bounded read of ``game_streams_enriched`` for the days asked, and writes each gold
-table's rows to the Iceberg staging table ``twitch_pipeline.backfill`` created for this run. Publishing
-(the atomic partition swaps in Iceberg and ClickHouse) is not done here: see :mod:`twitch_pipeline.backfill`.
-The driver returns once the job is submitted; the caller watches the job until it FINISHED.
+Runs the streaming aggregations' own window SQL (``aggregate_windows.sql`` and ``chat_aggregate_windows.sql``,
+all but their INSERTs) over ``backfill_source.sql``, a bounded read of the lake's ``game_streams_enriched`` and
+``chat_silver`` for the days asked, and writes each gold table's rows to the Iceberg staging table
+``twitch_pipeline.backfill`` created for this run. Publishing (the atomic partition swaps in Iceberg and
+ClickHouse) is not done here: see :mod:`twitch_pipeline.backfill`. The driver returns once the job is
+submitted; the caller watches the job until it FINISHED.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from connectors.iceberg import flink_catalog_ddl
 from flink_jobs.runtime import execute_script, load_sql, sql_params, table_env
 from twitch_pipeline.settings import Settings, load_settings
 
-LAKE_TABLE = "game_streams_enriched"
+#: The lake tables the backfill reads (``${lake_source:<table>}`` in backfill_source.sql).
+LAKE_TABLES = ("game_streams_enriched", "chat_silver")
+#: The window SQL of the streaming aggregations, whose views the backfill writes to staging.
+WINDOW_SCRIPTS = ("aggregate_windows", "chat_aggregate_windows")
 
 
-def lake_table_options(settings: Settings) -> str:
-    """WITH options of an ``iceberg`` connector table on the lake's enriched table, from the catalog's own DDL."""
+def lake_table_options(settings: Settings, table: str) -> str:
+    """WITH options of an ``iceberg`` connector table on a lake table, from the catalog's own DDL."""
     options = dict(re.findall(r"'([^']+)'='([^']*)'", flink_catalog_ddl(settings)))
     del options["type"]
-    options.update({"connector": "iceberg", "catalog-name": settings.iceberg_catalog, "catalog-database": settings.iceberg_namespace, "catalog-table": LAKE_TABLE})
+    options.update({"connector": "iceberg", "catalog-name": settings.iceberg_catalog, "catalog-database": settings.iceberg_namespace, "catalog-table": table})
     return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
 
 
@@ -38,12 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     env = table_env(settings, args.name, bounded=True)
-    params = {**sql_params(settings, args.name, bounded=True), "lake_table_options": lake_table_options(settings),
-              "first_day": args.first_day.isoformat(), "end_day": args.end_day.isoformat()}
+    params = {**sql_params(settings, args.name, bounded=True), "first_day": args.first_day.isoformat(), "end_day": args.end_day.isoformat(),
+              **{f"lake_source:{table}": lake_table_options(settings, table) for table in LAKE_TABLES}}
     execute_script(env, "backfill_source", params)
-    for statement in load_sql("aggregate_windows", params):
-        if not statement.upper().startswith("INSERT"):
-            env.execute_sql(statement)
+    for script in WINDOW_SCRIPTS:
+        for statement in load_sql(script, params):
+            if not statement.upper().startswith("INSERT"):
+                env.execute_sql(statement)
     inserts = env.create_statement_set()
     for target in args.target:
         gold, _, staging = target.partition("=")

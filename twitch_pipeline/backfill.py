@@ -1,11 +1,14 @@
 """Backfills: recompute the minute aggregates of whole days from the Iceberg lake and swap them in.
 
+The gold tables of both aggregations: the streams' (from ``lake.game_streams_enriched``) and the chat's (from
+``lake.chat_silver``, against the same lake's stream snapshots).
+
 One day at a time, in three steps that the CLI (`twitch-pipeline backfill`) and the Airflow backfill DAG
 share — the DAG runs them as tasks, one run per day partition:
 
 1. :func:`prepare` creates an empty Iceberg staging table per gold table, unique to this run.
-2. A bounded Flink job (``flink_jobs/backfill_aggregate.py``: the streaming job's window SQL over the day's
-   rows in ``game_streams_enriched``) fills them. :func:`compute_local` runs it on the local cluster; on
+2. A bounded Flink job (``flink_jobs/backfill_aggregate.py``: the streaming jobs' window SQL over the day's
+   rows in the lake) fills them. :func:`compute_local` runs it on the local cluster; on
    Kubernetes the DAG runs it as a FlinkDeployment with the same arguments (:meth:`Plan.driver_args`).
 3. :func:`publish` swaps each day partition in one atomic step per store: an Iceberg overwrite of the day
    (delete and append in one commit) and ClickHouse's ``REPLACE PARTITION`` from a staging table.
@@ -30,32 +33,32 @@ from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.settings import PROJECT_ROOT, Settings, to_env
 
 DRIVER = PROJECT_ROOT / "flink_jobs" / "backfill_aggregate.py"
-#: The streaming job whose outputs a backfill recomputes.
-SOURCE_JOB = catalog.job("aggregate_streams")
+#: The streaming jobs whose outputs a backfill recomputes.
+SOURCE_JOBS = (catalog.job("aggregate_streams"), catalog.job("chat_aggregate"))
 STAGING_PREFIX = "backfill_"
 
 
 def _gold_names() -> tuple[str, ...]:
-    names = set(SOURCE_JOB.outputs)
+    names = {name for job in SOURCE_JOBS for name in job.outputs}
     return tuple(o.name for o in catalog.OUTPUTS if o.name in names and o.iceberg)
 
 
 #: The bounded job a backfill runs (on Kubernetes, a FlinkDeployment rendered like the streaming jobs').
 BACKFILL_JOB = catalog.Job(
     "backfill_aggregates",
-    "Recomputes whole days of the aggregate job's gold tables from the lake, into staging tables (bounded).",
+    "Recomputes whole days of the stream and chat aggregations' gold tables from the lake, into staging tables (bounded).",
     "flink_jobs.backfill_aggregate",
     inputs=(),
     outputs=_gold_names(),
     streaming=False,
-    sql=("backfill_source.sql", "aggregate_windows.sql"),
+    sql=("backfill_source.sql", "aggregate_windows.sql", "chat_aggregate_windows.sql"),
 )
 
 Echo = Callable[[str], None]
 
 
 def gold_outputs() -> tuple[catalog.Output, ...]:
-    """The aggregate job's outputs kept in Iceberg (the gold tables); each is also in ClickHouse if declared so."""
+    """The aggregation jobs' outputs kept in Iceberg (the gold tables); each is also in ClickHouse if declared so."""
     return tuple(catalog.output(name) for name in _gold_names())
 
 

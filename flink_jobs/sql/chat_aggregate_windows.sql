@@ -40,7 +40,7 @@ FROM TABLE(TUMBLE(TABLE chat_on_time, DESCRIPTOR(sent_at), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, window_time, channel;
 
 -- The channel's stream in the minute; snapshots late for their window are reported by aggregate_streams.
-CREATE TEMPORARY VIEW stream_minutes AS
+CREATE TEMPORARY VIEW channel_stream_minutes AS
 SELECT window_time AS minute_time, user_login,
   AVG(CAST(viewer_count AS DOUBLE)) AS viewers_avg,
   MAX(viewer_count) AS viewers_max,
@@ -63,7 +63,7 @@ SELECT
   CASE WHEN s.viewers_avg > 0 THEN c.messages * 1000.0 / s.viewers_avg END AS messages_per_1k_viewers,
   CASE WHEN s.viewers_avg > 0 THEN c.unique_chatters * 1000.0 / s.viewers_avg END AS chatters_per_1k_viewers
 FROM (SELECT * FROM TABLE(TUMBLE(TABLE chat_minutes, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE))) AS c
-LEFT JOIN (SELECT * FROM TABLE(TUMBLE(TABLE stream_minutes, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE))) AS s
+LEFT JOIN (SELECT * FROM TABLE(TUMBLE(TABLE channel_stream_minutes, DESCRIPTOR(minute_time), INTERVAL '1' MINUTE))) AS s
 ON c.window_start = s.window_start AND c.window_end = s.window_end AND c.channel = s.user_login;
 
 -- ------------------------------------------------------------------------------------------- top emotes

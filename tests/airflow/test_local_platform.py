@@ -67,7 +67,7 @@ def flink_jobs(settings: Settings) -> list[dict]:
 
 
 #: The jobs the backfill's comparison needs (the deploy DAG's every-job path is tested against the fake Kubernetes API).
-STREAM_JOBS = ["enrich_streams", backfill.SOURCE_JOB.name]
+STREAM_JOBS = ["enrich_streams", "chat_enrich", *(job.name for job in backfill.SOURCE_JOBS)]
 
 
 def test_deploy_dag_local_target_runs_the_streaming_jobs(airflow_db, run_dags, platform):
@@ -78,12 +78,17 @@ def test_deploy_dag_local_target_runs_the_streaming_jobs(airflow_db, run_dags, p
     assert sorted(names) == sorted(STREAM_JOBS)
 
 
+def comparable(row) -> tuple:
+    """A row with its floats to 12 significant digits: a mean of doubles (chat sentiment) depends on the order it was summed in."""
+    return tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in row)
+
+
 def clickhouse_rows(settings: Settings, table: str, where: str = "1") -> list[tuple]:
     from connectors.clickhouse import clickhouse_client
 
     key = ", ".join(catalog.output(table).partition_key)
     with clickhouse_client(settings) as client:
-        return client.query(f"SELECT * FROM {table} WHERE {where} ORDER BY {key}").result_rows
+        return [comparable(r) for r in client.query(f"SELECT * FROM {table} WHERE {where} ORDER BY {key}").result_rows]
 
 
 def lake_rows(settings: Settings, table: str) -> list[tuple]:
@@ -91,7 +96,7 @@ def lake_rows(settings: Settings, table: str) -> list[tuple]:
 
     rows = load_catalog(settings).load_table(f"{settings.iceberg_namespace}.{table}").scan().to_arrow().to_pylist()
     key = catalog.output(table).partition_key
-    return [tuple(r.values()) for r in sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))]
+    return [comparable(r.values()) for r in sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))]
 
 
 def snapshot(settings: Settings) -> dict[str, tuple[list, list]]:
@@ -124,15 +129,22 @@ def streamed(platform, tmp_path_factory) -> dict[str, tuple[list, list]]:
                 return stream_minutes() > 0 and client.query("SELECT sum(live_streams) FROM game_minute_stats").result_rows[0][0] == stream_minutes()
 
             wait_until(aggregated, 600, "the streaming aggregates of every enriched row in ClickHouse", interval_s=3)
-            late = client.query("SELECT count() FROM late_events WHERE reason = 'late_for_window'").result_rows[0][0]
+
+            def chat_counted() -> bool:
+                silver, counted = client.query("SELECT (SELECT count() FROM chat_silver), (SELECT sum(messages) FROM chat_minute_stats)").result_rows[0]
+                return silver > 0 and counted == silver
+
+            wait_until(chat_counted, 600, "every chat_silver message counted in chat_minute_stats", interval_s=3)
+            late = client.query("SELECT count() FROM late_events WHERE reason IN ('late_for_window', 'chat_late_for_window')").result_rows[0][0]
             assert late == 0, "a row late for its window would (rightly) be counted by the backfill only"
-            days = [r[0] for r in client.query("SELECT DISTINCT toDate(window_start) FROM game_minute_stats ORDER BY 1").result_rows]
-            assert days == [DAY1, DAY2]
+            for table in ("game_minute_stats", "chat_minute_stats"):
+                days = [r[0] for r in client.query(f"SELECT DISTINCT toDate(window_start) FROM {table} ORDER BY 1").result_rows]
+                assert days == [DAY1, DAY2], table
 
         # The Iceberg sinks commit at checkpoints: wait until the lake holds what ClickHouse holds.
         wait_until(lambda: all(len(lake_rows(platform, t)) == len(clickhouse_rows(platform, t)) for t in GOLD), 120, "the gold tables in the lake", interval_s=3)
-        wait_until(lambda: len(lake_rows(platform, "game_streams_enriched")) == len(clickhouse_rows(platform, "game_streams_enriched")), 120,
-                   "the enriched rows in the lake", interval_s=3)
+        for table in ("game_streams_enriched", "chat_silver"):  # what the backfill reads
+            wait_until(lambda: len(lake_rows(platform, table)) == len(clickhouse_rows(platform, table)), 120, f"the {table} rows in the lake", interval_s=3)
         yield snapshot(platform)
     finally:
         sink.send_signal(signal.SIGTERM)
