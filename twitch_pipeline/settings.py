@@ -114,7 +114,7 @@ class Settings:
     sink_group: str = _setting("twitch-pipeline-clickhouse-sink", "Kafka consumer group of the ClickHouse sink.", group="sink")
     sink_instance_id: str = _setting("", "Static group membership id of this sink replica (a restarted sink takes its partitions back at once); empty means `<group>-<hostname>`.", group="sink")
     sink_batch_rows: int = _setting(50000, "A partition's batch is inserted once it holds this many records.", group="sink")
-    sink_batch_max_wait_s: float = _setting(1.0, "A partition's batch is also inserted once its oldest record has waited this many seconds (bounds freshness at low traffic).", group="sink")
+    sink_batch_max_wait_s: float = _setting(1.0, "A partition's batch is also inserted once its oldest record has waited this many seconds while records keep coming (a partition with nothing more to read is inserted at once).", group="sink")
     sink_poll_timeout_s: float = _setting(0.2, "Seconds one Kafka poll of the sink waits for records.", group="sink")
     sink_dead_letter_topic: str = _setting("dead_letter", "Topic receiving records that do not fit their ClickHouse table, with the reason.", group="sink")
 

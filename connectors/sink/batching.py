@@ -1,7 +1,9 @@
 """Per topic-partition batches cut by rows and time — or, after a crash, exactly where the lost batch ended.
 
 A batch is a run of consecutive records of one partition. Normally it closes when it holds
-``max_rows`` records or its oldest record has waited ``max_wait_s``. A partition whose last batch was
+``max_rows`` records, when its oldest record has waited ``max_wait_s``, or when the partition has caught up
+(the loader saw a poll bring nothing more for it: a Flink checkpoint's transaction arrives as one burst, and
+waiting past its end only delays it). A partition whose last batch was
 left *pending* (written to the state table, insert not confirmed) instead gets a forced cut: the next
 batch is exactly the records up to the pending range's last offset, whatever the row and time
 limits, so the retry is identical to the lost insert and ClickHouse deduplicates it.
@@ -91,16 +93,23 @@ class Batcher:
         buf.records.append(record)
         buf.next_offset = record.offset + 1
 
+    def partitions(self) -> set[TopicPartition]:
+        return set(self._buffers)
+
     def buffered(self, tp: TopicPartition) -> int:
         buf = self._buffers.get(tp)
         return 0 if buf is None else len(buf.records)
 
-    def ready(self, flush_all: bool = False) -> list[Batch]:
-        """At most one batch per partition (a partition's state holds one in-flight range at a time)."""
+    def ready(self, flush_all: bool = False, caught_up: Iterable[TopicPartition] = ()) -> list[Batch]:
+        """At most one batch per partition (a partition's state holds one in-flight range at a time).
+
+        ``caught_up`` partitions have nothing more to read for now: their open batch closes whatever its size and age.
+        """
         now = self.clock()
+        done = set(caught_up)
         out = []
         for (topic, partition), buf in self._buffers.items():
-            size = self._ready_size(buf, now, flush_all)
+            size = self._ready_size(buf, now, flush_all or (topic, partition) in done)
             if size:
                 batch, buf.records = buf.records[:size], buf.records[size:]
                 out.append(Batch(topic, partition, batch, buf.opened_at))

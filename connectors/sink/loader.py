@@ -120,7 +120,11 @@ class Loader:
         if self.resync:  # a crash may have come between the state commit and the Kafka commit
             self.source.commit(self.resync)
             self.resync = {}
-        self.flush(self.batcher.ready())
+        # A poll that came back short drained the consumer: a partition it brought nothing for has caught up, and
+        # its batch goes now instead of at the wait limit (a Flink checkpoint's output arrives as one burst; waiting
+        # for more only delays it). A full poll means a backlog, where batches grow to their row and time limits.
+        caught_up = () if len(records) >= self.poll_max else self.batcher.partitions() - {(r.topic, r.partition) for r in records}
+        self.flush(self.batcher.ready(caught_up=caught_up))
         return len(records)
 
     # -- assignment -------------------------------------------------------------------------------

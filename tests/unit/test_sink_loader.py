@@ -273,19 +273,32 @@ def test_heartbeats_are_skipped_but_their_offsets_committed():
     assert letters.letters == []
 
 
-def test_batches_close_on_rows_or_on_time():
+def test_batches_close_on_rows_or_once_the_partition_caught_up():
     log, ch, letters = fresh()
     fill(log, 25, partitions=1)
-    clock = Clock()
-    loader = make_loader(log, ch, letters, batch_rows=10, clock=clock)
+    loader = make_loader(log, ch, letters, batch_rows=10)
     loader.start()
-    for _ in range(6):
+    for _ in range(4):  # 7 + 7 + 7 + 4 records
         loader.step()
     assert [len(range(s.first_offset, s.last_offset + 1)) >= 10 for s in ch.states if s.status == COMMITTED] == [True, True]
-    assert len(ch.rows[TABLE]) == 20  # the last 5 records wait for more rows or for time
-    clock.now += 5.0
-    loader.step()
+    assert len(ch.rows[TABLE]) == 20  # the last 5 are still arriving
+    loader.step()  # a poll with nothing more for the partition: it caught up, the rest goes without waiting
     assert len(ch.rows[TABLE]) == 25
+
+
+def test_a_partition_that_keeps_receiving_closes_its_batch_on_time():
+    log, ch, letters = fresh()
+    fill(log, 1, partitions=1)
+    clock = Clock()
+    loader = make_loader(log, ch, letters, batch_rows=100, clock=clock)
+    loader.start()
+    for i in range(5):  # a record arrives before every poll, for 5 s: never caught up, below the row limit
+        loader.step()
+        clock.now += 1.0
+        log.append(TOPIC, 0, json.dumps({"id": f"more{i}", "n": i, "at": "2026-11-21T11:05:00.000Z"}).encode())
+    assert ch.rows[TABLE] == []
+    loader.step()  # the first record has waited 5 s (batch_max_wait_s)
+    assert len(ch.rows[TABLE]) == 6
 
 
 def test_health_reports_lag_freshness_and_latency():
