@@ -106,7 +106,7 @@ class Settings:
     synthetic_seed: int = _setting(1, "Seed of the synthetic source: the same seed and start time give the same events.", group="producers")
     synthetic_channels: int = _setting(3000, "Channels in the synthetic world (about a third are live at a time).", group="producers")
     synthetic_games: int = _setting(300, "Games (categories) in the synthetic world.", group="producers")
-    heartbeat_interval_s: float = _setting(1.0, "Seconds between heartbeats of a continuous run (they advance watermarks of idle partitions; quiet topics hold the joins back up to this long).", group="producers")
+    heartbeat_interval_s: float = _setting(0.5, "Seconds between heartbeats of a continuous run (they advance watermarks of idle partitions; quiet topics hold the joins back up to this long).", group="producers")
     drain_horizon_s: float = _setting(180.0, "A bounded run ends with heartbeats this many and twice this many seconds past its last event, so every event-time window downstream closes; keep it above 2 x lateness + 60.", group="producers")
 
     # -- ClickHouse sink -------------------------------------------------------------------------
