@@ -377,7 +377,7 @@ class Chaos:
         self._until_stalled(lambda: {name: _lake_rows(self.settings, name) for name in targets}, targets, "the lake")
         # the sink may still be loading what the jobs committed to the lake's gold tables at the same checkpoints
         gold = {name: _lake_rows(self.settings, name) for name in _gold_tables()}
-        self._until_stalled(lambda: _clickhouse_rows(self.settings, tuple(gold)), gold, "the gold tables in ClickHouse")
+        self._until_stalled(lambda: clickhouse_counts(self.settings, tuple(gold)), gold, "the gold tables in ClickHouse")
 
     def _until_stalled(self, current: Callable[[], dict[str, int]], targets: dict[str, int], what: str) -> None:
         last, changed = None, time.monotonic()
@@ -463,13 +463,6 @@ def _landed(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
 def _gold_tables() -> tuple[str, ...]:
     """The tables both stores hold besides the event-level ones: the minute aggregates and the top-N tables."""
     return tuple(o.name for o in catalog.OUTPUTS if o.iceberg and o.clickhouse and o.name not in LATE_REASON)
-
-
-def _clickhouse_rows(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
-    from connectors.clickhouse import clickhouse_client
-
-    with clickhouse_client(settings) as client:
-        return {t: client.query(f"SELECT count() FROM {t}").result_rows[0][0] for t in tables}
 
 
 def _stream_minutes(settings: Settings) -> int:
