@@ -8,14 +8,25 @@
 -- Written exactly-once by enrich_streams: only committed transactions are read. Event time is the poll time.
 -- A watermark after every event (not every 200 ms) makes the late/on-time split below depend only on
 -- the order of the input, so replaying a partition classifies the very same rows as late.
-CREATE TEMPORARY TABLE game_streams_enriched_source (
+-- The three timestamps are read as text and converted by iso_timestamp (jvm/), as in chat_aggregate_tables.sql
+-- (where the reason is): the table holds the JSON fields, the view the columns the window SQL reads.
+CREATE TEMPORARY FUNCTION iso_timestamp AS 'io.twitchpipeline.flink.IsoTimestamp' LANGUAGE JAVA;
+
+CREATE TEMPORARY TABLE game_streams_enriched_json (
   event_id STRING, stream_id STRING, user_id STRING, user_login STRING, user_name STRING,
   game_id STRING, game_name STRING, stream_type STRING, title STRING, viewer_count INT,
-  started_at TIMESTAMP_LTZ(3), `language` STRING, is_mature BOOLEAN, tags STRING,
-  broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(3),
-  data_retrieved_at TIMESTAMP_LTZ(3),
-  WATERMARK FOR data_retrieved_at AS data_retrieved_at - ${lateness}
-) WITH (${kafka_source:game_streams_enriched}, 'scan.watermark.emit.strategy' = 'on-event', 'format' = 'json', 'json.timestamp-format.standard' = 'ISO-8601');
+  started_at STRING, `language` STRING, is_mature BOOLEAN, tags STRING,
+  broadcaster_type STRING, user_description STRING, user_created_at STRING,
+  data_retrieved_at STRING,
+  retrieved_time AS iso_timestamp(data_retrieved_at),
+  WATERMARK FOR retrieved_time AS retrieved_time - ${lateness}
+) WITH (${kafka_source:game_streams_enriched}, 'scan.watermark.emit.strategy' = 'on-event', 'format' = 'json');
+
+CREATE TEMPORARY VIEW game_streams_enriched_source AS
+SELECT event_id, stream_id, user_id, user_login, user_name, game_id, game_name, stream_type, title, viewer_count,
+  iso_timestamp(started_at) AS started_at, `language`, is_mature, tags, broadcaster_type, user_description,
+  iso_timestamp(user_created_at) AS user_created_at, retrieved_time AS data_retrieved_at
+FROM game_streams_enriched_json;
 
 -- ------------------------------------------------------------------------------------------- gold tables
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_minute_stats (

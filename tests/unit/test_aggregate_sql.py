@@ -30,7 +30,7 @@ def kafka_sinks(statements: list[str]) -> dict[str, str]:
 
 
 def source_ddl(statements: list[str]) -> str:
-    (source,) = [s for s in statements if s.startswith("CREATE TEMPORARY TABLE game_streams_enriched_source")]
+    (source,) = [s for s in statements if s.startswith("CREATE TEMPORARY TABLE game_streams_enriched_json")]
     return source
 
 

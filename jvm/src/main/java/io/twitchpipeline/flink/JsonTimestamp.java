@@ -30,12 +30,19 @@ public class JsonTimestamp extends ScalarFunction {
         return value == null ? null : parse(value.toString());
     }
 
+    /**
+     * {@code yyyy-MM-ddTHH:mm:ss[.f]Z} (1 to 9 fraction digits, kept to the millisecond), the form of the producers
+     * and of Flink's own JSON writer, read directly; any other text through Flink's parser, NULL if it is none.
+     */
     static TimestampData parse(String text) {
-        if (text.length() == 24 && text.charAt(4) == '-' && text.charAt(7) == '-' && text.charAt(10) == 'T' && text.charAt(13) == ':'
-                && text.charAt(16) == ':' && text.charAt(19) == '.' && text.charAt(23) == 'Z') {
+        int length = text.length();
+        if (length >= 20 && length <= 30 && length != 21 && text.charAt(4) == '-' && text.charAt(7) == '-' && text.charAt(10) == 'T'
+                && text.charAt(13) == ':' && text.charAt(16) == ':' && text.charAt(length - 1) == 'Z' && (length == 20 || text.charAt(19) == '.')) {
             int year = digits(text, 0, 4), month = digits(text, 5, 2), day = digits(text, 8, 2);
-            int hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2), millis = digits(text, 20, 3);
-            if ((year | month | day | hour | minute | second | millis) >= 0) {
+            int hour = digits(text, 11, 2), minute = digits(text, 14, 2), second = digits(text, 17, 2);
+            int fraction = length == 20 ? 0 : digits(text, 20, length - 21);
+            if ((year | month | day | hour | minute | second | fraction) >= 0) {
+                int millis = length == 20 ? 0 : fraction / POWERS_OF_TEN[Math.max(0, length - 24)] * POWERS_OF_TEN[Math.max(0, 24 - length)];
                 try {
                     return TimestampData.fromLocalDateTime(LocalDateTime.of(year, month, day, hour, minute, second, millis * 1_000_000));
                 } catch (DateTimeException e) {
@@ -49,6 +56,8 @@ public class JsonTimestamp extends ScalarFunction {
             return null;
         }
     }
+
+    private static final int[] POWERS_OF_TEN = {1, 10, 100, 1_000, 10_000, 100_000, 1_000_000};
 
     /** The decimal number of {@code count} ASCII digits at {@code from}, or -1. */
     private static int digits(String text, int from, int count) {
