@@ -17,6 +17,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ HEARTBEAT = "HEARTBEAT"  # not a chat message: event time only (producers/heartb
 NEUTRAL_BAND = 0.05
 _TOKEN = re.compile(r"\S+")
 _MAX_ERROR_CHARS = 1000
+_EPOCH, _MILLISECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
 
 
 # ------------------------------------------------------------------------------------------- lexicon
@@ -212,7 +214,7 @@ RESULT_FIELDS: tuple[tuple[str, str], ...] = (
     ("parse_status", "STRING"), ("parse_error", "STRING"),
     ("message_id", "STRING"), ("channel", "STRING"), ("channel_id", "STRING"), ("chatter_id", "STRING"),
     ("chatter_login", "STRING"), ("chatter_name", "STRING"), ("text", "STRING"), ("badges", "STRING"),
-    ("reply_parent_message_id", "STRING"), ("mentions", "STRING"),
+    ("reply_parent_message_id", "STRING"), ("mentions", "STRING"), ("data_retrieved_ms", "BIGINT"),
     ("message_length", "INT"), ("char_entropy", "DOUBLE"), ("emote_count", "INT"), ("emote_ratio", "DOUBLE"),
     ("is_emote_only", "BOOLEAN"), ("emote_names", "STRING"), ("sentiment", "DOUBLE"),
     ("is_question", "BOOLEAN"), ("is_mention", "BOOLEAN"), ("is_reply", "BOOLEAN"),
@@ -256,6 +258,7 @@ def parse_record(raw: bytes | None, max_chars: int, scorer: Scorer) -> dict[str,
         "chatter_id": event["chatter_id"], "chatter_login": event["chatter_login"], "chatter_name": event["chatter_name"],
         "text": text, "badges": ",".join(f"{b['set_id']}/{b['id']}" for b in event["badges"]),
         "reply_parent_message_id": event["reply_parent_message_id"], "mentions": ",".join(event["mentions"]),
+        "data_retrieved_ms": epoch_ms(event["data_retrieved_at"]),
         "message_length": len(text), "char_entropy": char_entropy(text),
         "emote_count": emotes.count, "emote_ratio": emotes.ratio, "is_emote_only": emotes.emote_only,
         "emote_names": " ".join(emotes.names), "sentiment": scorer.score(text, channel, emotes.spans),
@@ -263,6 +266,18 @@ def parse_record(raw: bytes | None, max_chars: int, scorer: Scorer) -> dict[str,
         "is_mention": bool(event["mentions"]),
         "is_reply": event["reply_parent_message_id"] is not None,
     }
+
+
+def epoch_ms(text: str) -> int | None:
+    """A contract timestamp (``2026-01-01T00:00:00.000Z``) as epoch milliseconds; None if it names no instant.
+
+    Returned by the UDF so the JVM need not parse the record again for it after the UDF: the pandas UDF answers a
+    batch later, when the JVM's one-parse-per-record cache has moved on (a second parse measured ~5 % of the job).
+    """
+    try:
+        return (datetime.fromisoformat(text) - _EPOCH) // _MILLISECOND
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -283,7 +298,7 @@ def parse_batch(raw: "pd.Series", max_chars: "int | pd.Series", scorer: Scorer |
     # Column by column: integer and boolean columns with missing values stay Python objects (None), which
     # PyFlink's Arrow conversion accepts; pandas would make them floats, or nullable extension types it rejects.
     return pd.DataFrame({
-        name: pd.Series([row[name] for row in rows], dtype=object if sql_type in ("INT", "BOOLEAN") else None)
+        name: pd.Series([row[name] for row in rows], dtype=object if sql_type in ("INT", "BIGINT", "BOOLEAN") else None)
         for name, sql_type in RESULT_FIELDS
     })
 
@@ -293,6 +308,6 @@ def parse_chat_udf():
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
-    types = {"STRING": DataTypes.STRING(), "INT": DataTypes.INT(), "DOUBLE": DataTypes.DOUBLE(), "BOOLEAN": DataTypes.BOOLEAN()}
+    types = {"STRING": DataTypes.STRING(), "INT": DataTypes.INT(), "BIGINT": DataTypes.BIGINT(), "DOUBLE": DataTypes.DOUBLE(), "BOOLEAN": DataTypes.BOOLEAN()}
     result = DataTypes.ROW([DataTypes.FIELD(name, types[sql_type]) for name, sql_type in RESULT_FIELDS])
     return udf(parse_batch, result_type=result, func_type="pandas")

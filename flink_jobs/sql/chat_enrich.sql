@@ -65,8 +65,8 @@ SELECT src_topic, src_partition, src_offset, kafka_timestamp, proc_time, event_t
   p.parse_status AS parse_status, p.parse_error AS parse_error, p.message_id AS message_id, p.channel AS channel,
   p.channel_id AS channel_id, p.chatter_id AS chatter_id, p.chatter_login AS chatter_login, p.chatter_name AS chatter_name,
   p.`text` AS `text`, p.badges AS badges, p.reply_parent_message_id AS reply_parent_message_id, p.mentions AS mentions,
-  -- read where the record's parse is at hand (the source's thread, for event_time), not behind the dedup
-  CAST(json_timestamp(raw_value, 'data_retrieved_at') AS TIMESTAMP_LTZ(3)) AS data_retrieved_at, p.message_length AS message_length, p.char_entropy AS char_entropy,
+  -- from the UDF, which has the record parsed (json_timestamp here would parse it again: the UDF answers a batch later)
+  TO_TIMESTAMP_LTZ(p.data_retrieved_ms, 3) AS data_retrieved_at, p.message_length AS message_length, p.char_entropy AS char_entropy,
   p.emote_count AS emote_count, p.emote_ratio AS emote_ratio, p.is_emote_only AS is_emote_only, p.emote_names AS emote_names,
   p.sentiment AS sentiment, p.is_question AS is_question, p.is_mention AS is_mention, p.is_reply AS is_reply
 FROM chat_parsed;

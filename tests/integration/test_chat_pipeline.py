@@ -188,6 +188,7 @@ def test_known_and_hostile_corpus_through_bronze_silver_gold(chat_pipeline):
     assert all(silver[m]["text"] == VALID_HOSTILE[m]["text"] for m in VALID_HOSTILE)
     assert all(-1 <= r["sentiment"] <= 1 for r in silver.values())
     assert with_datetimes({"data_retrieved_at": a1["sent_at"]})["data_retrieved_at"] == T0 + timedelta(seconds=5)
+    assert with_datetimes({"data_retrieved_at": a1["data_retrieved_at"]})["data_retrieved_at"] == T0 + timedelta(seconds=5.2)
     # Written once silver shows the watermark has passed t0+300 - lateness: far behind it, so late.
     writer.chat([chat("late-1", "alpha", "c1", -600, "so late")])
 

@@ -21,6 +21,7 @@ from flink_jobs.chat_udfs import (
     char_entropy,
     default_scorer,
     emote_stats,
+    epoch_ms,
     parse_batch,
     parse_record,
     sentiment_label,
@@ -108,6 +109,12 @@ def test_valid_message_features():
     assert (row["is_question"], row["is_mention"], row["is_reply"]) == (True, True, True)
     assert (row["emote_count"], row["emote_names"], row["is_emote_only"], row["message_length"]) == (1, "PogChamp", False, 38)
     assert row["badges"] == "subscriber/12" and row["mentions"] == "carol" and row["sentiment"] > 0
+    assert row["data_retrieved_ms"] == 1_795_255_200_100  # 2026-11-21T10:00:00.100Z
+
+
+def test_a_timestamp_of_the_contracts_form_on_no_real_day_gives_none():
+    # the contract's pattern admits it; silver then has no data_retrieved_at rather than a wrong one
+    assert epoch_ms("2026-02-30T00:00:00.000Z") is None and epoch_ms("1970-01-01T00:00:00.001Z") == 1
 
 
 @pytest.mark.parametrize("raw, status, error", [
@@ -144,3 +151,4 @@ def test_batch_is_one_frame_with_the_declared_columns():
     assert list(frame.columns) == [name for name, _ in RESULT_FIELDS] and len(frame) == 3
     assert list(frame["parse_status"]) == [STATUS_OK, PARSE_ERROR, PARSE_ERROR]
     assert list(frame["emote_count"]) == [0, None, None] and list(frame["is_question"]) == [False, None, None]
+    assert list(frame["data_retrieved_ms"]) == [1_795_255_200_100, None, None]
