@@ -35,15 +35,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from benchmarks.enrich import _sample_load, cpu_seconds, lake_rows
-from connectors.kafka import client_config, produce_blocking
-from connectors.topics import ensure_topics
+from connectors.kafka import client_config, partition_count, produce_blocking
+from connectors.topics import ensure_topics, heartbeat_keys
 from producers.contracts import iso_ms, mentions
+from producers.heartbeat import emit_heartbeats
 from producers.synthetic_chat import ChatWriter
 from twitch_pipeline.errors import PlatformError, wait_until
-from twitch_pipeline.jobs import ACTIVE, find_active, submit
+from twitch_pipeline.jobs import ACTIVE, cancel, find_active, submit
 from twitch_pipeline.platform.flink import Flink
 from twitch_pipeline.platform.lifecycle import isolated, running
 from twitch_pipeline.settings import Settings, load_settings
@@ -56,6 +57,11 @@ START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 #: chat_enrich again with other settings (the drivers' --conf), on the same backlog and platform.
 #: The first run of a fresh TaskManager also pays its warm-up (class loading, code generation, JIT), and the machine's
 #: load changes between runs: "current_again" repeats the job as it is, the control for the variants around it.
+#: The chain streaming: both jobs at once over a longer backlog of the same density, on a platform of its own (the
+#: bounded runs' silver would be read again), so its rate can be taken over the minutes after the warm-up.
+CHAIN_MINUTES = 30
+CHAIN_MESSAGES = MESSAGES * CHAIN_MINUTES // MINUTES
+CHAIN_JOBS = ("chat_enrich", "chat_aggregate")
 ENRICH_VARIANTS: dict[str, tuple[str, ...]] = {
     "arrow_batch_and_bundle_10000": ("python.fn-execution.arrow.batch.size=10000", "python.fn-execution.bundle.size=10000"),
     "current_again": (),
@@ -63,7 +69,7 @@ ENRICH_VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def backlog(seed: int = 7) -> tuple[list[tuple[str, bytes]], int]:
+def backlog(seed: int = 7, messages: int = MESSAGES, minutes: int = MINUTES) -> tuple[list[tuple[str, bytes]], int]:
     """(channel, record) in event-time order, duplicates included, and the number of unique messages."""
     rng = random.Random(seed)
     writer = ChatWriter(rng)
@@ -72,8 +78,8 @@ def backlog(seed: int = 7) -> tuple[list[tuple[str, bytes]], int]:
     recent: dict[str, collections.deque] = {login: collections.deque(maxlen=20) for login, _ in channels}
     records: list[tuple[str, bytes]] = []
     unique = 0
-    step_ms = MINUTES * 60_000 / MESSAGES
-    while len(records) < MESSAGES:
+    step_ms = minutes * 60_000 / messages
+    while len(records) < messages:
         if records and rng.random() < DUPLICATE_SHARE:
             records.append(records[-1 - rng.randrange(min(len(records), 50))])
             continue
@@ -90,13 +96,13 @@ def backlog(seed: int = 7) -> tuple[list[tuple[str, bytes]], int]:
     return records, unique
 
 
-def produce(settings: Settings, records: list[tuple[str, bytes]]) -> float:
+def produce(settings: Settings, records: list[tuple[str, bytes]], minutes: int = MINUTES) -> float:
     producer = Producer(client_config(settings, **{"enable.idempotence": True, "linger.ms": 20, "compression.type": settings.producer_compression}))
     began = time.monotonic()
     for channel, value in records:
         produce_blocking(producer, "chat_messages", value, channel.encode())
         producer.poll(0)
-    for minute in range(MINUTES):
+    for minute in range(minutes):
         for c in range(CHANNELS):
             login = f"channel{c:03d}"
             snapshot = {"event_id": f"{login}-{minute}", "user_login": login, "game_name": "Just Chatting", "title": "chatting",
@@ -208,6 +214,74 @@ def enrich_run(settings: Settings, records: int, unique: int, args: tuple[str, .
     return {**result, "bronze_rows_added": added[0], "silver_rows_added": added[1], "exactly_once": added == (records, unique)}
 
 
+def close_windows(settings: Settings, at_ms: int) -> None:
+    """Heartbeats at ``at_ms`` and a minute later on every partition of both inputs, behind the backlog: the last
+    minute's watermark then passes on each (chat_enrich relays a heartbeat to silver once the next one passes it)."""
+    producer = Producer(client_config(settings, **{"enable.idempotence": True}))
+    keys = heartbeat_keys(partition_count(settings, "game_streams_enriched"))
+    for at in (at_ms, at_ms + 60_000):
+        emit_heartbeats(producer, ["chat_messages"], at)
+        for partition, key in enumerate(keys):
+            heartbeat = json.dumps({"event_id": key, "data_retrieved_at": iso_ms(at)}).encode()
+            producer.produce("game_streams_enriched", heartbeat, key=key.encode(), partition=partition)
+    if producer.flush(60) != 0:
+        raise RuntimeError("Kafka producer could not deliver the closing heartbeats within 60 s")
+
+
+def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[str, Any]:
+    """Both jobs streaming at once over the backlog: when each gold minute becomes visible, and the chain's rate.
+
+    Every minute holds the same number of messages, so the minutes' visibility times trace the chain's progress;
+    they are seen at checkpoint commits (1 s apart), which bounds their precision.
+    """
+    flink = Flink(settings)
+    taskmanager = flink.processes[1]
+    close_windows(settings, START_MS + CHAIN_MINUTES * 60_000 + int(settings.watermark_lateness_s * 1000) + 5_000)
+    consumer = Consumer(client_config(settings, **{"group.id": f"bench-chain-{time.time_ns()}", "isolation.level": "read_committed",
+                                                   "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    consumer.subscribe(["chat_minute_stats"])
+    seen: dict[str, float] = {}
+    messages: collections.Counter[str] = collections.Counter()
+    python_cpu: dict[int, float] = {}
+    tm_cpu_before = cpu_seconds(taskmanager)
+    with ThreadPoolExecutor(len(CHAIN_JOBS)) as pool:  # together: each `flink run` client takes ~15 s
+        job_ids = list(pool.map(lambda job: submit(settings, job), CHAIN_JOBS))
+    try:
+        deadline = time.monotonic() + deadline_s
+        while sum(messages.values()) < unique:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the chain's gold held {sum(messages.values())} of {unique} messages after {deadline_s:.0f} s")
+            for pid in _python_workers(taskmanager.pid()):
+                if (seconds := _cpu(pid)) is not None:
+                    python_cpu[pid] = max(python_cpu.get(pid, 0.0), seconds)
+            for record in consumer.consume(500, timeout=0.2):
+                if record.error() is None and record.value():
+                    row = json.loads(record.value())
+                    seen.setdefault(row["window_start"], time.time())
+                    messages[row["window_start"]] += row["messages"]
+        tm_cpu_s = cpu_seconds(taskmanager) - tm_cpu_before
+        # the chain starts once the first job has all its tasks running
+        running_since = min(max(task["timestamps"]["RUNNING"] / 1000 for vertex in flink.rest(f"/jobs/{job_id}")["vertices"]
+                                for task in flink.rest(f"/jobs/{job_id}/vertices/{vertex['id']}/subtasktimes")["subtasks"])
+                            for job_id in job_ids)
+    finally:
+        consumer.close()
+        for job in CHAIN_JOBS:
+            cancel(settings, job)
+    order = sorted(seen, key=seen.get)
+    first = len(order) // 3  # the first third of the backlog is the warm-up (class loading, JIT)
+    steady = sum(messages[w] for w in order[first + 1:]) / (seen[order[-1]] - seen[order[first]])
+    python_s = sum(python_cpu.values())
+    return {
+        "minutes": len(order), "gold_messages": sum(messages.values()),
+        "messages_per_s": round(unique / (seen[order[-1]] - running_since)),
+        "steady_messages_per_s": round(steady),
+        "taskmanager_cpu_s": round(tm_cpu_s, 1), "python_worker_cpu_s": round(python_s, 1),
+        "messages_per_cpu_s": round(unique / (tm_cpu_s + python_s)),
+        "minutes_visible_s": [round(seen[w] - running_since, 1) for w in order],
+    }
+
+
 def main() -> dict:
     # Parallelism 1, whatever the default: at 2, bounded runs lost the tail of one partition's bronze rows (docs/chat.md).
     base = isolated(load_settings(environ={"TWITCH_PIPELINE_FLINK_PARALLELISM": "1"}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-chat-")))
@@ -224,6 +298,11 @@ def main() -> dict:
         gold = lake_rows(settings, "chat_minute_stats")
         variants = {name: enrich_run(settings, len(records), unique, tuple(a for kv in conf for a in ("--conf", kv)))
                     for name, conf in ENRICH_VARIANTS.items()}
+    chain_records, chain_unique = backlog(seed=11, messages=CHAIN_MESSAGES, minutes=CHAIN_MINUTES)
+    with running(isolated(base, Path(tempfile.mkdtemp(prefix="bench-chat-chain-")))) as settings:
+        ensure_topics(settings)
+        produce(settings, chain_records, CHAIN_MINUTES)
+        chain = {"messages": len(chain_records), "unique_messages": chain_unique, **chain_run(settings, chain_unique)}
     total_s = enrich["processing_s"] + aggregate["processing_s"]
     cpu_s = sum(r["taskmanager_cpu_s"] + r["python_worker_cpu_s"] for r in (enrich, aggregate))
     return {
@@ -231,5 +310,6 @@ def main() -> dict:
         "bronze_to_gold_messages_per_s": round(len(records) / total_s), "bronze_to_gold_messages_per_cpu_s": round(len(records) / cpu_s),
         "python_cpu_share_bronze_to_gold": round(enrich["python_worker_cpu_s"] / cpu_s, 3),
         "chat_enrich": enrich, "chat_aggregate": aggregate, "chat_enrich_variants": variants, "chat_minute_stats_rows": gold,
+        "chain_streaming": chain,
         "cores": os.cpu_count(), "load_average_1m": [round(load_start, 1), round(os.getloadavg()[0], 1)],
     }
