@@ -20,6 +20,11 @@ runs bounded over it (bronze, dead letters, silver) and `chat_aggregate` runs bo
   ``--conf``) over the same backlog on the same platform, after the current job and the aggregation.
 * exactly once: the chat_enrich run must add every record to bronze and every unique message to silver (a variant
   reports whether it did).
+* the chain streaming: both jobs submitted at once, unbounded, on a fresh platform over CHAIN_MESSAGES messages (the
+  same density over CHAIN_MINUTES minutes, closed by heartbeats behind them), as they run in production. Each gold
+  minute's first row in the chat_minute_stats topic (read_committed) marks the chain's progress; the rate is taken
+  over the whole run and over the minutes after the first third (the warm-up). The gold must count every unique
+  message.
 """
 
 from __future__ import annotations
@@ -54,14 +59,14 @@ CHANNELS = 50
 MINUTES = 10
 DUPLICATE_SHARE = 0.05
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-#: chat_enrich again with other settings (the drivers' --conf), on the same backlog and platform.
-#: The first run of a fresh TaskManager also pays its warm-up (class loading, code generation, JIT), and the machine's
-#: load changes between runs: "current_again" repeats the job as it is, the control for the variants around it.
 #: The chain streaming: both jobs at once over a longer backlog of the same density, on a platform of its own (the
 #: bounded runs' silver would be read again), so its rate can be taken over the minutes after the warm-up.
 CHAIN_MINUTES = 30
 CHAIN_MESSAGES = MESSAGES * CHAIN_MINUTES // MINUTES
 CHAIN_JOBS = ("chat_enrich", "chat_aggregate")
+#: chat_enrich again with other settings (the drivers' --conf), on the same backlog and platform.
+#: The first run of a fresh TaskManager also pays its warm-up (class loading, code generation, JIT), and the machine's
+#: load changes between runs: "current_again" repeats the job as it is, the control for the variants around it.
 ENRICH_VARIANTS: dict[str, tuple[str, ...]] = {
     "arrow_batch_and_bundle_10000": ("python.fn-execution.arrow.batch.size=10000", "python.fn-execution.bundle.size=10000"),
     "current_again": (),
