@@ -148,6 +148,13 @@ def _python_workers(taskmanager_pid: int) -> list[int]:
     return workers
 
 
+def _sample_python_cpu(taskmanager_pid: int, python_cpu: dict[int, float]) -> None:
+    """Record each Python UDF worker's CPU seconds so far (the largest seen: a worker's counter only grows)."""
+    for pid in _python_workers(taskmanager_pid):
+        if (seconds := _cpu(pid)) is not None:
+            python_cpu[pid] = max(python_cpu.get(pid, 0.0), seconds)
+
+
 def _cpu(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -168,9 +175,7 @@ def bounded_run(settings: Settings, job_name: str, args: tuple[str, ...] = ()) -
     with ThreadPoolExecutor(1) as pool:
         submitted = pool.submit(submit, settings, job_name, ["--bounded", *args])
         while not wait([submitted], timeout=2).done:
-            for pid in _python_workers(taskmanager.pid()):
-                if (seconds := _cpu(pid)) is not None:
-                    python_cpu[pid] = max(python_cpu.get(pid, 0.0), seconds)
+            _sample_python_cpu(taskmanager.pid(), python_cpu)
             try:
                 active = find_active(settings, job_name)
                 if active is not None and active["state"] == "RUNNING":
@@ -254,18 +259,19 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
     # ("duplicate column name: iceberg_type"). The aggregation first, so it waits for silver when the chain starts.
     job_ids = [submit(settings, job) for job in CHAIN_JOBS]
     try:
-        deadline = time.monotonic() + deadline_s
+        deadline, next_sample = time.monotonic() + deadline_s, 0.0
         while sum(messages.values()) < unique:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the chain's gold held {sum(messages.values())} of {unique} messages after {deadline_s:.0f} s")
-            for pid in _python_workers(taskmanager.pid()):
-                if (seconds := _cpu(pid)) is not None:
-                    python_cpu[pid] = max(python_cpu.get(pid, 0.0), seconds)
+            if time.monotonic() >= next_sample:  # a /proc walk, so every 2 s as in bounded_run, not every poll
+                _sample_python_cpu(taskmanager.pid(), python_cpu)
+                next_sample = time.monotonic() + 2
             for record in consumer.consume(500, timeout=0.2):
                 if record.error() is None and record.value():
                     row = json.loads(record.value())
                     seen.setdefault(row["window_start"], time.time())
                     messages[row["window_start"]] += row["messages"]
+        _sample_python_cpu(taskmanager.pid(), python_cpu)
         tm_cpu_s = cpu_seconds(taskmanager) - tm_cpu_before
         # the chain starts once the enrichment, submitted last, has all its tasks running
         running_since = max(task["timestamps"]["RUNNING"] / 1000 for vertex in flink.rest(f"/jobs/{job_ids[-1]}")["vertices"]
