@@ -9,12 +9,11 @@ included), and the run is checked: every 1-minute window has its per-game rows i
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 from confluent_kafka.admin import NewTopic
 
+from benchmarks._scratch import run_dir
 from connectors.iceberg import load_catalog
 from connectors.kafka import admin_client
 from flink_jobs.aggregate import GOLD_TABLES, JOB_NAME
@@ -58,6 +57,5 @@ def run(settings: Settings) -> dict:
 
 
 def main() -> dict:
-    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-aggregate-")))
-    with running(settings):
+    with run_dir("aggregate") as path, running(isolated(load_settings(environ={}, dotenv=None), path)) as settings:
         return run(settings)

@@ -35,7 +35,6 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
+from benchmarks._scratch import run_dir
 from benchmarks.enrich import _sample_load, cpu_seconds, lake_rows
 from connectors.kafka import client_config, partition_count, produce_blocking
 from connectors.topics import ensure_topics, heartbeat_keys
@@ -296,9 +296,9 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
 
 def main() -> dict:
     # Parallelism 1, whatever the default: at 2, bounded runs lost the tail of one partition's bronze rows (docs/chat.md).
-    base = isolated(load_settings(environ={"TWITCH_PIPELINE_FLINK_PARALLELISM": "1"}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-chat-")))
+    base = load_settings(environ={"TWITCH_PIPELINE_FLINK_PARALLELISM": "1"}, dotenv=None)
     records, unique = backlog()
-    with running(base) as settings:
+    with run_dir("chat") as path, running(isolated(base, path)) as settings:
         load_start = os.getloadavg()[0]
         ensure_topics(settings)
         produce_s = produce(settings, records)
@@ -311,7 +311,7 @@ def main() -> dict:
         variants = {name: enrich_run(settings, len(records), unique, tuple(a for kv in conf for a in ("--conf", kv)))
                     for name, conf in ENRICH_VARIANTS.items()}
     chain_records, chain_unique = backlog(seed=11, messages=CHAIN_MESSAGES, minutes=CHAIN_MINUTES)
-    with running(isolated(base, Path(tempfile.mkdtemp(prefix="bench-chat-chain-")))) as settings:
+    with run_dir("chat-chain") as path, running(isolated(base, path)) as settings:
         ensure_topics(settings)
         produce(settings, chain_records, CHAIN_MINUTES)
         chain = {"messages": len(chain_records), "unique_messages": chain_unique, **chain_run(settings, chain_unique)}

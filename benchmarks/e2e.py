@@ -37,7 +37,6 @@ import os
 import random
 import resource
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks import _e2e_report, _e2e_stats
 from benchmarks._procfs import group_usage
+from benchmarks._scratch import run_dir
 from benchmarks.enrich import lake_rows, log_errors
 from connectors import catalog
 from connectors.clickhouse import clickhouse_client
@@ -550,8 +550,8 @@ def main() -> dict:
     # The defaults, whatever the caller's environment and .env say; BENCH_E2E_TWITCH_PIPELINE_<NAME> changes one
     # setting for a comparison run (parsed and checked like the setting itself).
     overrides = {name.removeprefix("BENCH_E2E_"): value for name, value in os.environ.items() if name.startswith("BENCH_E2E_TWITCH_PIPELINE_")}
-    settings = isolated(load_settings(environ=overrides, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-e2e-")))
-    result = run(settings, echo=lambda line: print(line, flush=True))
+    with run_dir("e2e") as path:
+        result = run(isolated(load_settings(environ=overrides, dotenv=None), path), echo=lambda line: print(line, flush=True))
     _e2e_report.write(result, REPORT_DIR)
     return result
 

@@ -39,7 +39,6 @@ import math
 import os
 import random
 import statistics
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -48,6 +47,7 @@ from typing import Any, Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from benchmarks._scratch import run_dir
 from connectors.iceberg import load_catalog
 from connectors.kafka import client_config, produce_blocking
 from connectors.topics import ensure_topics
@@ -549,11 +549,10 @@ def log_errors(settings: Settings, limit: int = 5) -> dict[str, Any]:
 
 
 def main() -> dict:
-    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-enrich-")))
-    world = World()
-    load_before = os.getloadavg()
-    began = time.monotonic()
-    with running(settings):
+    with run_dir("enrich") as path, running(isolated(load_settings(environ={}, dotenv=None), path)) as settings:
+        world = World()
+        load_before = os.getloadavg()
+        began = time.monotonic()
         ensure_topics(settings)
         flink = Flink(settings)
         result: dict[str, Any] = {"parallelism": settings.flink_parallelism, "partitions": settings.kafka_partitions,

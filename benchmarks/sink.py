@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
+from benchmarks._scratch import run_dir
 from connectors.clickhouse import clickhouse_client
 from connectors.migrations import apply_migrations
 from connectors.topics import ensure_topics
@@ -133,8 +132,7 @@ def latency(settings: Settings) -> dict:
 
 
 def main() -> dict:
-    settings = isolated(load_settings(environ={}, dotenv=None), Path(tempfile.mkdtemp(prefix="bench-sink-")))
-    with running(settings, ["kafka", "clickhouse"]):
+    with run_dir("sink") as path, running(isolated(load_settings(environ={}, dotenv=None), path), ["kafka", "clickhouse"]) as settings:
         apply_migrations(settings)
         ensure_topics(settings)
         return {
