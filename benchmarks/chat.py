@@ -22,10 +22,10 @@ runs bounded over it (bronze, dead letters, silver) and `chat_aggregate` runs bo
   reports whether it did).
 * the chain streaming: both jobs unbounded, on a fresh platform over CHAIN_MESSAGES messages (the
   same density over CHAIN_MINUTES minutes, closed by heartbeats behind them), as they run in production. Each gold
-  minute's first row in the chat_minute_stats topic (read_committed) marks the chain's progress; the rate is taken
-  from the enrichment's start (the aggregation already running) and over the minutes after the first third (the
-  warm-up). The gold must count every unique
-  message.
+  minute's first row in the chat_minute_stats topic (read_committed) marks the gold's progress, the chat_silver
+  topic's end offsets the enrichment's; the rate is taken from the enrichment's start (the aggregation already
+  running) to the last gold minute, and steady over the second half of silver (the first is the warm-up: class
+  loading, JIT). The gold must count every unique message.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from benchmarks._scratch import run_dir
-from benchmarks.enrich import _sample_load, cpu_seconds, lake_rows
+from benchmarks.enrich import _end_offsets, _sample_load, cpu_seconds, lake_rows
 from connectors.kafka import client_config, partition_count, produce_blocking
 from connectors.topics import ensure_topics, heartbeat_keys
 from producers.contracts import iso_ms, mentions
@@ -61,8 +61,10 @@ MINUTES = 10
 DUPLICATE_SHARE = 0.05
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 #: The chain streaming: both jobs at once over a longer backlog of the same density, on a platform of its own (the
-#: bounded runs' silver would be read again), so its rate can be taken over the minutes after the warm-up.
-CHAIN_MINUTES = 30
+#: bounded runs' silver would be read again), so its rate can be taken after the warm-up. Two hours of chat, 1.2M
+#: messages: on a fresh TaskManager the JIT compiler threads still took 0.4 of its cores 70 s into the chain and 0.14
+#: after 130 s (JFR, session 8), so a 30-minute backlog (~40 s) measured mostly the warm-up.
+CHAIN_MINUTES = 120
 CHAIN_MESSAGES = MESSAGES * CHAIN_MINUTES // MINUTES
 CHAIN_JOBS = ("chat_aggregate", "chat_enrich")
 #: chat_enrich again with other settings (the drivers' --conf), on the same backlog and platform.
@@ -239,11 +241,23 @@ def close_windows(settings: Settings, at_ms: int) -> None:
         raise RuntimeError("Kafka producer could not deliver the closing heartbeats within 60 s")
 
 
+def _reached(samples: list[tuple[float, int]], count: float) -> float:
+    """When a sampled counter first reached ``count`` (interpolated between the samples around it)."""
+    for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        if c1 >= count:
+            return t0 + (t1 - t0) * (count - c0) / (c1 - c0) if c1 > c0 else t1
+    return samples[-1][0]
+
+
 def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[str, Any]:
     """Both jobs streaming at once over the backlog: when each gold minute becomes visible, and the chain's rate.
 
-    Every minute holds the same number of messages, so the minutes' visibility times trace the chain's progress;
-    they are seen at checkpoint commits (1 s apart), which bounds their precision.
+    Every minute holds the same number of messages, so the minutes' visibility times trace the gold's progress;
+    they are seen at checkpoint commits (1 s apart), which bounds their precision. The silver topic's end offsets,
+    sampled every second, trace the enrichment's. The steady rate is taken while both jobs work, from when silver
+    is half written to when it is complete: the lower of the enrichment's and the gold's rates over that window.
+    (Taken to the last gold minute instead, it would count the aggregation catching up on silver after the
+    enrichment ended, with the two cores to itself.)
     """
     flink = Flink(settings)
     taskmanager = flink.processes[1]
@@ -254,6 +268,7 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
     seen: dict[str, float] = {}
     messages: collections.Counter[str] = collections.Counter()
     python_cpu: dict[int, float] = {}
+    silver: list[tuple[float, int]] = []  # (time, records in chat_silver)
     tm_cpu_before = cpu_seconds(taskmanager)
     # One after the other: two clients initializing a fresh Iceberg JDBC catalog at once race on its schema
     # ("duplicate column name: iceberg_type"). The aggregation first, so it waits for silver when the chain starts.
@@ -263,15 +278,17 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
         while sum(messages.values()) < unique:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the chain's gold held {sum(messages.values())} of {unique} messages after {deadline_s:.0f} s")
-            if time.monotonic() >= next_sample:  # a /proc walk, so every 2 s as in bounded_run, not every poll
+            if time.monotonic() >= next_sample:  # a /proc walk and a metadata request, so not on every poll
                 _sample_python_cpu(taskmanager.pid(), python_cpu)
-                next_sample = time.monotonic() + 2
+                silver.append((time.time(), sum(tp.offset for tp in _end_offsets(consumer, "chat_silver"))))
+                next_sample = time.monotonic() + 1
             for record in consumer.consume(500, timeout=0.2):
                 if record.error() is None and record.value():
                     row = json.loads(record.value())
                     seen.setdefault(row["window_start"], time.time())
                     messages[row["window_start"]] += row["messages"]
         _sample_python_cpu(taskmanager.pid(), python_cpu)
+        silver.append((time.time(), sum(tp.offset for tp in _end_offsets(consumer, "chat_silver"))))
         tm_cpu_s = cpu_seconds(taskmanager) - tm_cpu_before
         # the chain starts once the enrichment, submitted last, has all its tasks running
         running_since = max(task["timestamps"]["RUNNING"] / 1000 for vertex in flink.rest(f"/jobs/{job_ids[-1]}")["vertices"]
@@ -281,13 +298,18 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
         for job in CHAIN_JOBS:
             cancel(settings, job)
     order = sorted(seen, key=seen.get)
-    first = len(order) // 3  # the first third of the backlog is the warm-up (class loading, JIT)
-    steady = sum(messages[w] for w in order[first + 1:]) / (seen[order[-1]] - seen[order[first]])
+    silver_total = silver[-1][1]
+    half, done = _reached(silver, silver_total / 2), _reached(silver, silver_total)  # the first half is the warm-up
+    gold_steady = sum(messages[w] for w in order if half < seen[w] <= done) / (done - half)
+    silver_steady = (silver_total / 2) / (done - half)
     python_s = sum(python_cpu.values())
     return {
         "minutes": len(order), "gold_messages": sum(messages.values()),
         "messages_per_s": round(unique / (seen[order[-1]] - running_since)),
-        "steady_messages_per_s": round(steady),
+        "steady_messages_per_s": round(min(gold_steady, silver_steady)),
+        "steady_window_s": [round(half - running_since, 1), round(done - running_since, 1)],
+        "steady_silver_records_per_s": round(silver_steady), "steady_gold_messages_per_s": round(gold_steady),
+        "last_gold_minute_after_silver_s": round(seen[order[-1]] - done, 1),
         "taskmanager_cpu_s": round(tm_cpu_s, 1), "python_worker_cpu_s": round(python_s, 1),
         "messages_per_cpu_s": round(unique / (tm_cpu_s + python_s)),
         "minutes_visible_s": [round(seen[w] - running_since, 1) for w in order],
