@@ -269,6 +269,11 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
     messages: collections.Counter[str] = collections.Counter()
     python_cpu: dict[int, float] = {}
     silver: list[tuple[float, int]] = []  # (time, records in chat_silver)
+
+    def sample() -> None:  # a /proc walk and a metadata request: every second and once at the end, not on every poll
+        _sample_python_cpu(taskmanager.pid(), python_cpu)
+        silver.append((time.time(), sum(tp.offset for tp in _end_offsets(consumer, "chat_silver"))))
+
     tm_cpu_before = cpu_seconds(taskmanager)
     # One after the other: two clients initializing a fresh Iceberg JDBC catalog at once race on its schema
     # ("duplicate column name: iceberg_type"). The aggregation first, so it waits for silver when the chain starts.
@@ -278,17 +283,15 @@ def chain_run(settings: Settings, unique: int, deadline_s: float = 900) -> dict[
         while sum(messages.values()) < unique:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the chain's gold held {sum(messages.values())} of {unique} messages after {deadline_s:.0f} s")
-            if time.monotonic() >= next_sample:  # a /proc walk and a metadata request, so not on every poll
-                _sample_python_cpu(taskmanager.pid(), python_cpu)
-                silver.append((time.time(), sum(tp.offset for tp in _end_offsets(consumer, "chat_silver"))))
+            if time.monotonic() >= next_sample:
+                sample()
                 next_sample = time.monotonic() + 1
             for record in consumer.consume(500, timeout=0.2):
                 if record.error() is None and record.value():
                     row = json.loads(record.value())
                     seen.setdefault(row["window_start"], time.time())
                     messages[row["window_start"]] += row["messages"]
-        _sample_python_cpu(taskmanager.pid(), python_cpu)
-        silver.append((time.time(), sum(tp.offset for tp in _end_offsets(consumer, "chat_silver"))))
+        sample()
         tm_cpu_s = cpu_seconds(taskmanager) - tm_cpu_before
         # the chain starts once the enrichment, submitted last, has all its tasks running
         running_since = max(task["timestamps"]["RUNNING"] / 1000 for vertex in flink.rest(f"/jobs/{job_ids[-1]}")["vertices"]
