@@ -27,7 +27,7 @@ from aiohttp import ClientSession, web
 
 from producers.contracts import violations
 from producers.heartbeat import HEARTBEAT_KEY
-from producers.helix import PAGE, HelixPoller, connect_helix
+from producers.helix import PAGE, HelixPoller, Stopped, connect_helix
 from producers.run import RunOptions, make_publisher, run
 from tests.cli import run_cli
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
@@ -220,6 +220,17 @@ async def poll_until(settings, until, **client_options) -> HelixPoller:
     twitch = await connect_helix(settings, **client_options)
     poller = HelixPoller(twitch, make_publisher(settings, RunOptions(source="twitch")), settings)
     done = asyncio.Event()
+    poll_once = poller.poll_once
+
+    async def poll_unless_done():
+        # checked before each poll as well: when a poll outlasts the interval, the next one starts without the
+        # watcher getting a turn, and CI once counted a fourth poll that way
+        if until(poller):
+            done.set()
+            raise Stopped
+        return await poll_once()
+
+    poller.poll_once = poll_unless_done
 
     async def watch():
         while not done.is_set():
@@ -278,7 +289,7 @@ def test_skipped_polls_retries_and_rate_limit_waits_are_counted(kafka):
     # the first poll fails on every attempt; later polls meet a 429 and wait on the rate-limit headers
     helix, upstream, proxy_app, proxy = serve({**{("/mock/games/top", n): 503 for n in (1, 2, 3)}, ("/mock/streams", 2): 429})
     try:
-        # polls 2 s apart: the watcher stops the poller before a fourth poll begins
+        # poll_until stops the poller before a fourth poll begins
         settings = helix_settings(kafka, proxy, helix.client_id, helix.client_secret, twitch_poll_interval_s=2.0)
         before = end_offsets(kafka)
         poller = asyncio.run(poll_until(settings, lambda p: p.stats.complete >= 2, max_attempts=3, backoff_base_s=0.05))
