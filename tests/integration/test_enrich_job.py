@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka import Producer
@@ -173,6 +175,9 @@ def test_dedup_join_dead_letters_and_late_events(enrich_job):
     lake = {r["event_id"]: r for r in table.scan().to_arrow().to_pylist()}
     assert sorted(lake) == sorted(enriched)
     assert lake["a2"]["broadcaster_type"] == "affiliate" and lake["a2"]["retrieved_date"].isoformat() == "2026-11-21"
+    # Written through jvm/'s LocalFileSystem (the cluster's fs.file.impl): no Hadoop checksum file beside any lake file.
+    files = [f.name for f in Path(urlsplit(table.location()).path).rglob("*") if f.is_file()]
+    assert any(name.endswith(".parquet") for name in files) and not [name for name in files if name.endswith(".crc")]
 
 
 def test_exactly_once_across_a_taskmanager_crash(enrich_job):

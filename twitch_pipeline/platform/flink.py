@@ -95,6 +95,9 @@ def cluster_config(settings: Settings) -> dict[str, Any]:
         "env.log.dir": str(settings.run_path / "logs"),
         "env.pid.dir": str(settings.run_path / "pids"),
         "web.submit.enable": False,
+        # The local lake's files through jvm/'s LocalFileSystem: Hadoop's own starts a chmod process per file written
+        # (20 a second in the end-to-end benchmark), on the task thread of each Iceberg commit.
+        "flink.hadoop.fs.file.impl": "io.twitchpipeline.flink.LocalFileSystem",
         # PyFlink's client keeps py4j threads alive past job submission; Flink's leak check then throws.
         "classloader.check-leaked-classloader": False,
     })
