@@ -80,6 +80,11 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
         "properties.bootstrap.servers": settings.bootstrap_servers,
         "properties.transaction.timeout.ms": "900000",
         "sink.delivery-guarantee": "exactly-once",
+        # Transactional ids from a small pool per sink, not a new one per checkpoint: the broker keeps every id it has
+        # seen for 7 days, and with the default naming all four jobs at 1 s checkpoints added ~15 a second (1,710 after
+        # 90 s; 15 in all with the pool). On recovery it aborts leftovers by listing them (Kafka's ListTransactions:
+        # a secured cluster must grant DESCRIBE on the prefix's transactional ids).
+        "sink.transaction-naming-strategy": "POOLING",
         "value.format": "json",
         "value.fields-include": "ALL",
         "value.json.timestamp-format.standard": "ISO-8601",

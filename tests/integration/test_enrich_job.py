@@ -11,6 +11,7 @@ emits its periodic watermark: only the one deliberately late event (ten minutes 
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -178,6 +179,31 @@ def test_dedup_join_dead_letters_and_late_events(enrich_job):
     # Written through jvm/'s LocalFileSystem (the cluster's fs.file.impl): no Hadoop checksum file beside any lake file.
     files = [f.name for f in Path(urlsplit(table.location()).path).rglob("*") if f.is_file()]
     assert any(name.endswith(".parquet") for name in files) and not [name for name in files if name.endswith(".crc")]
+
+
+def test_transactional_ids_do_not_grow_with_checkpoints(enrich_job):
+    # The broker keeps every transactional id it has seen for 7 days. The connector's default naming takes a new
+    # one per checkpoint and sink: with all four jobs at 1 s checkpoints, ~15 more a second (1,710 after 90 s,
+    # measured), against 15 in all with POOLING (flink_jobs/runtime.py).
+    settings, _ = enrich_job
+    flink = Flink(settings)
+    job_id = next(j["jid"] for j in flink.rest("/jobs/overview")["jobs"] if j["name"] == "enrich_streams" and j["state"] == "RUNNING")
+
+    def completed() -> int:
+        return flink.rest(f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
+
+    wait_until(lambda: completed() >= 2, 120, "two checkpoints of enrich_streams")
+    before, since = transactional_ids(settings), completed()
+    wait_until(lambda: completed() >= since + 5, 120, "five more checkpoints of enrich_streams")
+    after = transactional_ids(settings)
+    assert any(i.startswith("twitch-pipeline-enrich_streams-") for i in before), sorted(before)
+    assert len(after - before) < 5, f"new transactional ids over five checkpoints: {sorted(after - before)}"
+
+
+def transactional_ids(settings) -> set[str]:
+    out = subprocess.run(["java", "-cp", str(settings.jars_dir / "kafka" / "*"), str(Path(__file__).parent / "TransactionalIds.java"),
+                          settings.bootstrap_servers], capture_output=True, text=True, timeout=120, check=True)
+    return set(out.stdout.split())
 
 
 def test_exactly_once_across_a_taskmanager_crash(enrich_job):
