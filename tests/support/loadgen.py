@@ -84,6 +84,9 @@ def produce_in_transactions(
         for value in batch:
             produce_blocking(producer, topic, value)
         if abort(number):
+            # Delivered first, so that the abort never races produce requests still in flight: a CI run once had the
+            # broker refuse an abort (INVALID_TXN_STATE, fatal to the producer). The records then land and are aborted.
+            producer.flush(60)
             producer.abort_transaction(60)
             out.aborted += len(batch)
         else:
