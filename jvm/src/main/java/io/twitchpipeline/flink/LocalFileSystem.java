@@ -22,6 +22,12 @@ import org.apache.hadoop.fs.permission.FsPermission;
  * {@code fs.file.impl} through {@code flink.hadoop.fs.file.impl} in the cluster's configuration.
  */
 public class LocalFileSystem extends RawLocalFileSystem {
+    /** Hadoop's raw local file system leaves the scheme unimplemented; Iceberg's source asks for it when planning a scan. */
+    @Override
+    public String getScheme() {
+        return "file";
+    }
+
     @Override
     public void setPermission(Path p, FsPermission permission) throws IOException {
         Files.setPosixFilePermissions(pathToFile(p).toPath(), posix(permission));
