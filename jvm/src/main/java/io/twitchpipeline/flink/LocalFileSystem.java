@@ -2,12 +2,9 @@ package io.twitchpipeline.flink;
 
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
-import java.util.Set;
+import java.nio.file.attribute.PosixFilePermissions;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.RawLocalFileSystem;
-import org.apache.hadoop.fs.permission.FsAction;
 import org.apache.hadoop.fs.permission.FsPermission;
 
 /**
@@ -30,26 +27,7 @@ public class LocalFileSystem extends RawLocalFileSystem {
 
     @Override
     public void setPermission(Path p, FsPermission permission) throws IOException {
-        Files.setPosixFilePermissions(pathToFile(p).toPath(), posix(permission));
-    }
-
-    static Set<PosixFilePermission> posix(FsPermission permission) {
-        Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
-        add(set, permission.getUserAction(), PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE);
-        add(set, permission.getGroupAction(), PosixFilePermission.GROUP_READ, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_EXECUTE);
-        add(set, permission.getOtherAction(), PosixFilePermission.OTHERS_READ, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_EXECUTE);
-        return set;
-    }
-
-    private static void add(Set<PosixFilePermission> set, FsAction action, PosixFilePermission read, PosixFilePermission write, PosixFilePermission execute) {
-        if (action.implies(FsAction.READ)) {
-            set.add(read);
-        }
-        if (action.implies(FsAction.WRITE)) {
-            set.add(write);
-        }
-        if (action.implies(FsAction.EXECUTE)) {
-            set.add(execute);
-        }
+        String symbols = permission.getUserAction().SYMBOL + permission.getGroupAction().SYMBOL + permission.getOtherAction().SYMBOL;
+        Files.setPosixFilePermissions(pathToFile(p).toPath(), PosixFilePermissions.fromString(symbols));
     }
 }
