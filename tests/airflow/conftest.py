@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ else:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "TWITCH_PIPELINE_DOTENV": os.devnull,  # the developer's .env must not leak into tests
     })
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The Airflow home goes with the session (each run made a new one in /tmp, and none was removed)."""
+    if "_HOME" in globals():
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -75,6 +77,16 @@ def test_kafka_to_flink_to_iceberg_round_trip(platform):
     assert sorted(lake.scan().to_arrow().to_pylist(), key=lambda r: r["id"]) == rows
     jobs = run_cli(platform, "jobs", "--json")
     assert any(j["name"] == "topic_to_iceberg" and j["state"] == "FINISHED" for j in json.loads(jobs.stdout))
+
+
+def test_flink_keeps_its_temporary_files_in_the_run_directory(platform):
+    with urllib.request.urlopen(platform.flink_rest + "/taskmanagers", timeout=10) as resp:
+        ids = [tm["id"] for tm in json.load(resp)["taskmanagers"]]
+    assert ids
+    for tm in ids:
+        # the working directory (job jars, blobs): ~220 MB a TaskManager, never removed by one that is killed
+        assert (platform.run_path / "flink" / "tmp" / f"tm_{tm}" / "blobStorage").is_dir()
+        assert not (Path(tempfile.gettempdir()) / f"tm_{tm}").exists()
 
 
 def test_cancel_unknown_job_is_one_line_error(platform):

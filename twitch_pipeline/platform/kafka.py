@@ -91,6 +91,8 @@ class Kafka(Component):
         return [
             require_java(), f"-Xmx{heap}", f"-Xms{heap}" if heap != "256m" else "-Xms64m",
             "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            # native compression libraries are unpacked here, not in /tmp, and go with the run directory
+            f"-Djava.io.tmpdir={ensure_dir(self.home / 'tmp')}",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.yaml'}",
             "-cp", ":".join(str(j) for j in jars), main, *args,
         ]
