@@ -32,6 +32,24 @@ def test_slope_and_freshness_trend():
     assert _e2e_stats.freshness_trend([(2.0, 0.1, 50), (9.0, 0.2, 1)]) == [(0.0, pytest.approx(1.9))]
 
 
+def test_lag_floor_ignores_the_checkpoint_saw_tooth_and_keeps_a_real_trend():
+    # one sample a second over 40 s; a group's lag climbs 8,000 records/s until a checkpoint commits, every 3 s,
+    # but the window ends in a slow one (4.5 s)
+    commits = [*(3.0 * i for i in range(12)), 37.5]
+
+    def saw(t: float) -> int:
+        return int(8_000 * (t - max(c for c in commits if c <= t)))
+
+    times = [float(t) for t in range(40)]
+    steady = [(t, {"job": saw(t), "sink": 50}) for t in times]
+    behind = [(t, {"job": saw(t) + 600 * int(t), "sink": 50}) for t in times]
+    assert _e2e_stats.slope([(t, sum(r.values())) for t, r in steady]) > 150  # what it does to the slope of every sample
+    assert _e2e_stats.slope(_e2e_stats.lag_floor(steady, 8.0)) == pytest.approx(0.0)
+    assert _e2e_stats.slope(_e2e_stats.lag_floor(behind, 8.0)) == pytest.approx(600, rel=0.15)
+    # the low point per block and group, summed; a group with no commit yet is left out of its block
+    assert _e2e_stats.lag_floor([(0.0, {"a": 5, "b": None}), (2.0, {"a": 3, "b": 7}), (9.0, {"a": 4, "b": 1})], 8.0) == [(4.0, 10.0), (12.0, 5.0)]
+
+
 def test_verdict_names_every_reason():
     assert _e2e_stats.verdict(1000, 980, 0.0, 3.0, True).held
     failed = _e2e_stats.verdict(1000, 700, 0.4, 500.0, False)
