@@ -105,7 +105,9 @@ def cluster_config(settings: Settings) -> dict[str, Any]:
     # Temporary files in the run directory, not /tmp (io.tmp.dirs follows java.io.tmpdir): a TaskManager's working
     # directory alone holds ~220 MB of job jars, and one that is killed never removes it. Before this, a day of test
     # runs left 195 of them in /tmp (20 GB), with ~800 of Flink's other temporary directories and native libraries.
-    config["env.java.opts.all"] = f"{config.get('env.java.opts.all', '')} -Djava.io.tmpdir={flink_tmp(settings)}".strip()
+    # Flink's scripts split these options on whitespace, so a run directory with a space in its path keeps /tmp.
+    if not any(c.isspace() for c in str(flink_tmp(settings))):
+        config["env.java.opts.all"] = f"{config.get('env.java.opts.all', '')} -Djava.io.tmpdir={flink_tmp(settings)}".strip()
     return config
 
 
