@@ -37,11 +37,7 @@ def partition_by_day(settings: Settings, tables: tuple[str, ...] = GOLD_TABLES) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    # Heap state: a window holds one row per live stream and minute, small next to the TaskManager's heap, and the
-    # on-event watermark makes the window deduplication write nearly every row through to its state. Alternating
-    # runs over 1M rows (docs/performance.md, session 10): 47,513-50,648 rows/s against 30,482-34,906 on RocksDB,
-    # 26-34 % fewer TaskManager CPU-seconds per row.
-    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv), conf={"state.backend.type": "hashmap"})
+    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv))
     job.execute("aggregate_tables")
     partition_by_day(job.settings)
     job.execute("aggregate_windows")

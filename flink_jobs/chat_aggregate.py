@@ -45,11 +45,7 @@ def prepare(job: Job) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     # Chained operators hand records on without a defensive copy: every stateful operator sits behind a keyed exchange.
-    # Heap state: per channel and minute, its chat counters, chatters and emotes and its stream's viewers. Over 1M
-    # enriched snapshots (each one read for the viewers) alternating runs took 30-56 % fewer TaskManager CPU-seconds
-    # per row than on RocksDB (docs/performance.md, session 10).
-    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv),
-                    conf={"pipeline.object-reuse": "true", "state.backend.type": "hashmap"})
+    job = start_job(JOB_NAME, job_parser(JOB_NAME, __doc__).parse_args(argv), conf={"pipeline.object-reuse": "true"})
     prepare(job)
     job.execute("chat_aggregate_outputs")
 

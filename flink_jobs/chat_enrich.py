@@ -22,10 +22,6 @@ def main(argv: list[str] | None = None) -> None:
         # and this project importable (the cluster default is the one that started it, which may be another).
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
-        # Heap state, as enrich_streams: the dedup holds only the seconds the watermark has not passed (1-21 MB
-        # while catching up on 1.2M messages), and RocksDB's per-record serialization cost more than the heap's full
-        # snapshot per checkpoint: the streaming chain ran 6,302 messages/s on RocksDB against ~10,000 (session 8).
-        "state.backend.type": "hashmap",
         # Chained operators hand records on without a defensive copy (as in enrich_streams): the stateful dedup sits
         # behind a keyed exchange, and the Python operator copies the rows it holds while the worker computes.
         "pipeline.object-reuse": "true",

@@ -19,13 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     # Benchmarks run earlier variants of the SQL side by side with the current job.
     parser.add_argument("--sql", type=Path, default=None, help="run this SQL file instead of sql/enrich_streams.sql")
     args = parser.parse_args(argv)
-    # Heap state: this job's state is small (one-second dedup windows, rows waiting for the watermark in the
-    # sort, one version per profile and game), and the temporal sort keeps one list per timestamp. Every
-    # snapshot of a poll shares its timestamp, and RocksDB rewrites the whole list on each append.
     # Object reuse: without it every chained operator copies its input row, re-encoding each parsed string as
     # UTF-8 (~20 % of the TaskManager's CPU in a profile). Alternating A/B on a quiet machine (docs/performance.md,
     # session 5): 25,605 and 30,502 events/s with it against 18,193 and 21,496 without; every run exactly once.
-    job = start_job(JOB_NAME, args, conf={"state.backend.type": "hashmap", "pipeline.object-reuse": "true"},
+    job = start_job(JOB_NAME, args, conf={"pipeline.object-reuse": "true"},
                     relay_heartbeats_to="game_streams_enriched")
     job.execute(args.sql or "enrich_streams")
 

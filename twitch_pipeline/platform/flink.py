@@ -149,16 +149,13 @@ class Flink(Component):
         for name, jar in wanted.items():
             if not (lib / name).exists():
                 (lib / name).symlink_to(jar)
-        for sub in ("checkpoints", "savepoints", "tmp"):
-            ensure_dir(self.root / sub)
+        for path in (self.root / "checkpoints", self.root / "savepoints", flink_tmp(self.settings)):
+            ensure_dir(path)
 
     def start(self) -> None:
         if self.external:
             return
         require_java()
-        self.prepare()
-        bin_dir = flink_home() / "bin"
-        env = flink_env(self.settings)
         jobmanager, taskmanager = self.processes
         # What a stopped process left in the temporary directory is nobody's now (a killed TaskManager never
         # removes its working directory, tm_*); the JobManager's files are not marked, so they go when both are down.
@@ -166,7 +163,9 @@ class Flink(Component):
         if not taskmanager.running():
             for path in [tmp] if not jobmanager.running() else tmp.glob("tm_*"):
                 shutil.rmtree(path, ignore_errors=True)
-        ensure_dir(tmp)
+        self.prepare()  # (re)creates the temporary directory
+        bin_dir = flink_home() / "bin"
+        env = flink_env(self.settings)
         if not jobmanager.running():
             jobmanager.spawn(["bash", str(bin_dir / "jobmanager.sh"), "start-foreground"], env=env)
         if not taskmanager.running():
