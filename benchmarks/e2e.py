@@ -309,6 +309,7 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
     world = dataclasses.replace(p.settings, synthetic_channels=channels, twitch_poll_interval_s=POLL_INTERVAL_S, synthetic_rate=0.0)
     load_start = _load()
     began = time.time()
+    late0 = _end_offsets(p.offsets, ("late_events",))
     p.freshness.reset(int(began * 1000))
     p.producer.spawn([sys.executable, "-m", "twitch_pipeline.cli", "produce", "--source", "synthetic", "--duplicates", str(DUPLICATES),
                       "--seed", str(seed)], env=to_env(world))
@@ -320,6 +321,9 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
     p.producer.stop(p.settings.stop_timeout_s)
     stopped = time.time()
     drained = _drain(p)
+    # whatever any job classed late, from the step's first event to its drain: a duplicate copy among them loses
+    # nothing (its first copy went through), a unique event does
+    late = _end_offsets(p.offsets, ("late_events",)) - late0
     window = t1 - t0
     rates = {stage: round((counts1[stage] - counts0[stage]) / window) for stage in counts0}
     appearances = p.freshness.window(t0, t1)
@@ -345,6 +349,7 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
         "consumer_lag_slope_all_samples_per_s": round(_e2e_stats.slope(p.lag.total_series(t0, t1))),
         "consumer_lag_at_window_end": _lag_at(p.lag, t1),
         "drain_s_after_source_stopped": round(drained - stopped, 1) if drained is not None else None,
+        "late_events": late,
         "window_s": round(window, 1),
         "cpu_s": cpu,
         "cores_used": {name: round(value / window, 2) for name, value in cpu.items()},
