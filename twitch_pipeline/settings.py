@@ -56,7 +56,7 @@ class Settings:
     checkpoint_interval_s: float = _setting(1.0, "Checkpoint interval of the streaming jobs; exactly-once output becomes visible at each checkpoint.", group="flink")
     checkpoint_dir: str = _setting("", "Checkpoint/savepoint storage URI; empty means `<run_dir>/flink/checkpoints` (object storage in production).", group="flink")
     state_ttl_s: float = _setting(10800.0, "State TTL (processing time) of the versioned profiles and games and the join state, in seconds; producers republish a live broadcaster's profile after half of it.", group="flink")
-    watermark_lateness_s: float = _setting(1.0, "Bounded out-of-orderness of event-time watermarks, in seconds.", group="flink")
+    watermark_lateness_s: float = _setting(0.2, "Bounded out-of-orderness of event-time watermarks, in seconds: how far behind the newest event of its partition an event may arrive and still count (docs/performance.md).", group="flink")
     max_event_chars: int = _setting(65536, "Events longer than this many characters go to the dead-letter topic as oversized.", group="flink")
     restart_attempts: int = _setting(50, "Restarts (exponential back-off, 1 s to 15 s) before a failing Flink job gives up.", group="flink")
     airflow_flink_target: str = _setting("local", "Where the Airflow DAGs run Flink jobs: `local` (this machine's cluster, through the main venv's `twitch-pipeline` CLI) or `kubernetes` (FlinkDeployments for the Flink Kubernetes Operator).", group="flink")
