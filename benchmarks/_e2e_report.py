@@ -119,6 +119,14 @@ def _at_best(result: dict[str, Any], key: str) -> Any:
     return next((s.get(key) for s in result["rates"] if s["achieved_events_per_s"] == result["end_to_end_events_per_s"]), None)
 
 
+def _late(late: dict[str, dict[str, int]] | None) -> str:
+    """Rows classed late per reason; for the enrichment's, how many were copies whose first copy went through."""
+    if late is None:
+        return "—"
+    return ", ".join(f"{r['rows']:,} {reason}" + (f" ({r['first_copy_visible']:,} copies)" if reason == "late" else "")
+                     for reason, r in late.items()) or "0"
+
+
 def _n(value: Any) -> str:
     if value is None:
         return "—"
@@ -182,7 +190,7 @@ def render_markdown(result: dict[str, Any], chart: str = "bench.svg") -> str:
         f = s["freshness_ms"]
         lines.append(f"| {_n(s['target_events_per_s'])} | {_n(s['achieved_events_per_s'])} | {'yes' if s['held'] else 'no'} | "
                      f"{_n(f.get('p50'))} / {_n(f.get('p95'))} / {_n(f.get('p99'))} | {s['freshness_slope_s_per_s']} | "
-                     f"{_n(s['consumer_lag_slope_per_s'])} | {_n(s['drain_s_after_source_stopped'])} | {_n(s.get('late_events'))} | {_n(s.get('events_per_pipeline_cpu_s'))} | "
+                     f"{_n(s['consumer_lag_slope_per_s'])} | {_n(s['drain_s_after_source_stopped'])} | {_late(s.get('late_events'))} | {_n(s.get('events_per_pipeline_cpu_s'))} | "
                      f"{_load(s['load_average_1_5_15_at_start'])} → {_load(s['load_average_1_5_15_at_end'])} | {'; '.join(s['why_not_held']) or ''} |")
     stages = list(result["rates"][0]["stage_events_per_s"]) if result["rates"] else []
     if stages:
