@@ -120,10 +120,10 @@ def _at_best(result: dict[str, Any], key: str) -> Any:
 
 
 def _late(late: dict[str, dict[str, int]] | None) -> str:
-    """Rows classed late per reason; for the enrichment's, how many were copies whose first copy went through."""
+    """Rows classed late per reason; for the dedup stages, how many were copies whose first copy went through."""
     if late is None:
         return "—"
-    return ", ".join(f"{r['rows']:,} {reason}" + (f" ({r['first_copy_visible']:,} copies)" if reason == "late" else "")
+    return ", ".join(f"{r['rows']:,} {reason}" + (f" ({r['first_copy_visible']:,} copies)" if "first_copy_visible" in r else "")
                      for reason, r in late.items()) or "0"
 
 
