@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connectors import catalog
-from connectors.iceberg import flink_catalog_ddl
+from connectors.iceberg import LAKE_TABLE_PROPERTIES, flink_catalog_ddl
 from connectors.sql_script import split_statements
 from connectors.topics import HEARTBEAT_KEY, heartbeat_keys
 from twitch_pipeline.settings import Settings, load_settings
@@ -92,6 +92,7 @@ def sql_params(settings: Settings, job_name: str, *, bounded: bool) -> dict[str,
     params = {
         "catalog": settings.iceberg_catalog,
         "namespace": settings.iceberg_namespace,
+        "lake_table": with_options(LAKE_TABLE_PROPERTIES),  # a lake table's WITH options: CREATE TABLE ... WITH (${lake_table})
         "lateness": interval_literal(settings.watermark_lateness_s),
         "heartbeat_key": HEARTBEAT_KEY.decode(),
         "max_event_chars": str(settings.max_event_chars),

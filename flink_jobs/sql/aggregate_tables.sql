@@ -34,28 +34,28 @@ FROM game_streams_enriched_json;
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_minute_stats (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), game_id STRING, game_name STRING,
   viewers_sum BIGINT, viewers_avg DOUBLE, viewers_max INT, live_streams BIGINT, new_streams BIGINT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.language_minute_stats (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), `language` STRING,
   viewers_sum BIGINT, live_streams BIGINT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.share_minute_stats (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), dimension STRING, `value` STRING,
   live_streams BIGINT, viewers_sum BIGINT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.stream_duration_stats (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), game_id STRING, game_name STRING,
   duration_bucket STRING, live_streams BIGINT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.top_streams (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), rank_in_window INT,
   stream_id STRING, user_login STRING, user_name STRING, game_id STRING, game_name STRING,
   title STRING, `language` STRING, viewer_count INT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 -- ------------------------------------------------------------------------------------------- output topics
 -- ${kafka_sink:<topic>}: exactly once (one transaction per checkpoint, a transactional-id prefix per sink),

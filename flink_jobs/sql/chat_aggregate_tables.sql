@@ -47,12 +47,12 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_minute_stats (
   emote_only_messages BIGINT, emote_only_share DOUBLE, emotes BIGINT,
   viewers_avg DOUBLE, viewers_max INT, game_name STRING, title STRING,
   messages_per_1k_viewers DOUBLE, chatters_per_1k_viewers DOUBLE
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_top_emotes (
   window_start TIMESTAMP_LTZ(6), window_end TIMESTAMP_LTZ(6), channel STRING, rank_in_window INT,
   emote STRING, uses BIGINT, chatters BIGINT
-) WITH ('format-version' = '2');
+) WITH (${lake_table});
 
 -- ------------------------------------------------------------------------------------------- output topics
 CREATE TEMPORARY TABLE chat_minute_stats_topic WITH (${kafka_sink:chat_minute_stats}) LIKE `${catalog}`.`${namespace}`.chat_minute_stats (EXCLUDING ALL);

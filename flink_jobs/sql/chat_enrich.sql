@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_bronze (
   topic STRING, kafka_partition INT, kafka_offset BIGINT, kafka_timestamp TIMESTAMP_LTZ(6),
   raw_payload BYTES, ingest_ts TIMESTAMP_LTZ(6), parse_status STRING, parse_error STRING,
   message_id STRING, channel STRING, ingest_date DATE
-) PARTITIONED BY (ingest_date) WITH ('format-version' = '2', 'parquet.enable.dictionary' = 'false');
+) PARTITIONED BY (ingest_date) WITH (${lake_table}, 'parquet.enable.dictionary' = 'false');
 
 CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_silver (
   message_id STRING, channel STRING, channel_id STRING, chatter_id STRING, chatter_login STRING, chatter_name STRING,
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.chat_silver (
   message_length INT, char_entropy DOUBLE, emote_count INT, emote_ratio DOUBLE, is_emote_only BOOLEAN, emote_names STRING,
   sentiment DOUBLE, sentiment_label STRING, is_question BOOLEAN, is_mention BOOLEAN, is_reply BOOLEAN, is_engagement BOOLEAN,
   engagement_kinds STRING, source_partition INT, source_offset BIGINT, sent_date DATE
-) PARTITIONED BY (sent_date) WITH ('format-version' = '2', 'parquet.enable.dictionary' = 'false');
+) PARTITIONED BY (sent_date) WITH (${lake_table}, 'parquet.enable.dictionary' = 'false');
 
 -- Keyed by message_id (a heartbeat by the key of the partition it is meant for).
 CREATE TEMPORARY TABLE chat_silver_topic (

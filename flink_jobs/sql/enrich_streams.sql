@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS `${catalog}`.`${namespace}`.game_streams_enriched (
   started_at TIMESTAMP_LTZ(6), `language` STRING, is_mature BOOLEAN, tags STRING,
   broadcaster_type STRING, user_description STRING, user_created_at TIMESTAMP_LTZ(6),
   data_retrieved_at TIMESTAMP_LTZ(6), retrieved_date DATE
-) PARTITIONED BY (retrieved_date) WITH ('format-version' = '2');
+) PARTITIONED BY (retrieved_date) WITH (${lake_table});
 
 -- ------------------------------------------------------------------------------------------- parsing
 -- doc.fields: the record's top-level scalars (JSON_VALUE's text of each), doc.lists: its arrays (elements

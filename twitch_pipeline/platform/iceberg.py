@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.iceberg import load_catalog
+from connectors.iceberg import ensure_table_properties, load_catalog
 from twitch_pipeline.platform.component import Component, ensure_dir
 
 
@@ -21,7 +21,10 @@ class Iceberg(Component):
             ensure_dir(self.run_dir / "iceberg")
         if not s.iceberg_warehouse and s.iceberg_catalog_type == "jdbc":
             ensure_dir(self.run_dir / "iceberg" / "warehouse")
-        load_catalog(s).create_namespace_if_not_exists(s.iceberg_namespace)
+        catalog = load_catalog(s)
+        catalog.create_namespace_if_not_exists(s.iceberg_namespace)
+        # a lake made by an earlier version: from now on its commits delete the old metadata files too
+        ensure_table_properties(catalog, s.iceberg_namespace)
 
     def running(self) -> bool:
         return (self.run_dir / "iceberg").is_dir() or bool(self.settings.iceberg_uri)
