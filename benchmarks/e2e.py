@@ -289,6 +289,7 @@ LATE_COPY_OF = {"late": (TABLE, "event_id", "data_retrieved_at"), "chat_late_for
 def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, int]]:
     """What the jobs classed late since ``since_ms``, by reason, and for the dedup stages how many of those rows are
     copies of a record whose first copy is in ClickHouse (a duplicate that came late loses nothing; a unique one would)."""
+    # first copies are looked for from a minute before ``since_ms``, so that one stamped just before it still counts
     late: dict[str, dict[str, int]] = {}
     with clickhouse_client(settings) as client:
         since = {"s": since_ms}

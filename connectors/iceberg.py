@@ -25,8 +25,9 @@ S3_FILE_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 
 # Every lake table's properties (the jobs' CREATE TABLE; :func:`ensure_table_properties` for tables made before).
 # A streaming sink commits at every checkpoint, a second, and each commit writes a new metadata file that lists every
-# snapshot so far. Iceberg keeps the old files unless told otherwise: they grow quadratically (600 commits: the newest
-# file 373 KB, 116 MB in all; a day of 1 s commits would be terabytes). Iceberg now deletes all but the last 10.
+# snapshot so far (~1.1 KB each). Iceberg keeps the old files unless told otherwise, so they grow with the square of
+# the commits: 132 files, 10 MB, after 131 commits of game_streams_enriched in a benchmark run; ~7 GB per table after
+# an hour. With these Iceberg deletes all but the last 10 at each commit (11 files in the same run).
 LAKE_TABLE_PROPERTIES = {
     "format-version": "2",
     "write.metadata.delete-after-commit.enabled": "true",
