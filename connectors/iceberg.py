@@ -28,11 +28,8 @@ S3_FILE_IO = "org.apache.iceberg.aws.s3.S3FileIO"
 # snapshot so far (~1.1 KB each). Iceberg keeps the old files unless told otherwise, so they grow with the square of
 # the commits: 132 files, 10 MB, after 131 commits of game_streams_enriched in a benchmark run; ~7 GB per table after
 # an hour. With these Iceberg deletes all but the last 10 at each commit (11 files in the same run).
-LAKE_TABLE_PROPERTIES = {
-    "format-version": "2",
-    "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "10",
-}
+METADATA_FILE_PROPERTIES = {"write.metadata.delete-after-commit.enabled": "true", "write.metadata.previous-versions-max": "10"}
+LAKE_TABLE_PROPERTIES = {"format-version": "2", **METADATA_FILE_PROPERTIES}
 
 
 def _sqlalchemy_uri(settings: Settings) -> str:
@@ -86,28 +83,28 @@ def load_catalog(settings: Settings) -> "Catalog":
 
 
 def ensure_table_properties(catalog: "Catalog", namespace: str, attempts: int = 5) -> list[str]:
-    """Give every table of ``namespace`` the :data:`LAKE_TABLE_PROPERTIES` it lacks (its format version aside, which
-    only an upgrade changes); the names of the tables changed. A commit that loses to a running job's (the catalog
-    takes one at a time) is retried on the table as it now is."""
+    """Give every table of ``namespace`` the :data:`METADATA_FILE_PROPERTIES` it lacks (a format version only an
+    upgrade changes); the names of the tables changed. A commit that loses to a running job's (the catalog takes one
+    at a time) is retried on the table as it now is."""
+    return [".".join(identifier) for identifier in catalog.list_tables(namespace) if _set_missing(catalog, identifier, attempts)]
+
+
+def _set_missing(catalog: "Catalog", identifier: tuple[str, ...], attempts: int) -> bool:
     from pyiceberg.exceptions import CommitFailedException
 
-    changed = []
-    for identifier in catalog.list_tables(namespace):
-        for attempt in range(attempts):
-            table = catalog.load_table(identifier)
-            missing = {k: v for k, v in LAKE_TABLE_PROPERTIES.items() if k != "format-version" and table.properties.get(k) != v}
-            if not missing:
-                break
-            try:
-                with table.transaction() as tx:
-                    tx.set_properties(missing)
-            except CommitFailedException:
-                if attempt == attempts - 1:
-                    raise
-                continue
-            changed.append(".".join(identifier))
-            break
-    return changed
+    for attempt in range(attempts):
+        table = catalog.load_table(identifier)
+        missing = {k: v for k, v in METADATA_FILE_PROPERTIES.items() if table.properties.get(k) != v}
+        if not missing:
+            return False
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+            return True
+        except CommitFailedException:
+            if attempt == attempts - 1:
+                raise
+    return False
 
 
 def flink_catalog_options(settings: Settings) -> dict[str, str]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from confluent_kafka import Producer
 
-from connectors.iceberg import LAKE_TABLE_PROPERTIES, load_catalog
+from connectors.iceberg import METADATA_FILE_PROPERTIES, load_catalog
 from connectors.kafka import client_config, partition_count
 from producers.heartbeat import emit_heartbeats
 from tests.kafka_io import read_committed
@@ -181,8 +181,7 @@ def test_dedup_join_dead_letters_and_late_events(enrich_job):
     assert any(name.endswith(".parquet") for name in files) and not [name for name in files if name.endswith(".crc")]
     # Made by the job's SQL with the lake's properties, so that each commit deletes all but the last metadata files
     # (measured in docs/performance.md, session 11: without them, one more file per checkpoint, each larger).
-    kept = {k: v for k, v in LAKE_TABLE_PROPERTIES.items() if k.startswith("write.metadata.")}
-    assert {k: table.properties.get(k) for k in kept} == kept
+    assert {k: table.properties.get(k) for k in METADATA_FILE_PROPERTIES} == METADATA_FILE_PROPERTIES
 
 
 def test_transactional_ids_do_not_grow_with_checkpoints(enrich_job):
