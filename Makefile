@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 jars: $(JARS)/.resolved
-$(JARS)/.resolved: jvm/pom.xml $(wildcard jvm/src/main/java/io/twitchpipeline/flink/*.java)
+$(JARS)/.resolved: jvm/pom.xml $(wildcard jvm/src/main/java/io/twitchpipeline/*/*.java)
 	@echo "==> JVM jars from Maven Central into $(JARS)"
 	@rm -rf $(JARS)/kafka $(JARS)/flink
 	@mvn -q -B -f jvm/pom.xml package -Diceberg.rest.fixture.skip=true

@@ -1,9 +1,11 @@
-"""Maintenance DAG: Iceberg snapshot expiry and compaction, ClickHouse TTL and partition checks, Kafka retention.
+"""Maintenance DAG: Iceberg compaction and a check of its snapshot expiry, ClickHouse TTL and partition checks, Kafka retention.
 
 Daily, each task independent of the others (the steps are in :mod:`airflow_dags.maintenance_tasks`):
 
-* ``expire_snapshots``: every lake table keeps the snapshots of the last ``SNAPSHOT_RETENTION`` (and at least
-  the current one); expired snapshots' unreferenced files go with them.
+* ``check_snapshot_expiry``: no lake table holds snapshots long past ``TWITCH_PIPELINE_LAKE_SNAPSHOT_RETENTION_S``.
+  The expiry itself runs every few minutes beside the pipeline (the local supervisor, the ``lake-expire-snapshots``
+  CronJob on Kubernetes), as Iceberg's Java action, which deletes the files only the expired snapshots used (the
+  files ``compact`` replaced among them).
 * ``compact``: rewrites a lake table's day partitions made of many small files (streaming commits write a few
   files per checkpoint) into one file per partition, as one atomic overwrite.
 * ``check_clickhouse``: every table of the catalog has the TTL and partitioning its migration declares, and no
@@ -21,7 +23,7 @@ from airflow_dags.common import DEFAULT_ARGS, START_DATE, TAGS
 
 with DAG(
     "maintenance",
-    description="Iceberg snapshot expiry and small-file compaction, ClickHouse TTL/partition and Kafka retention checks",
+    description="Iceberg small-file compaction and snapshot expiry check, ClickHouse TTL/partition and Kafka retention checks",
     doc_md=__doc__,
     schedule="@daily",
     start_date=START_DATE,
@@ -32,11 +34,11 @@ with DAG(
 ) as dag:
 
     @task
-    def expire_snapshots() -> dict:
+    def check_snapshot_expiry() -> dict:
         from airflow_dags import maintenance_tasks
         from airflow_dags.common import settings
 
-        return maintenance_tasks.expire_snapshots(settings())
+        return maintenance_tasks.check_snapshot_expiry(settings())
 
     @task
     def compact() -> dict:
@@ -59,6 +61,7 @@ with DAG(
 
         return maintenance_tasks.check_kafka_retention(settings())
 
-    compact() >> expire_snapshots()
+    compact()
+    check_snapshot_expiry()
     check_clickhouse()
     check_kafka_retention()

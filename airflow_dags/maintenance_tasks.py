@@ -13,8 +13,8 @@ from typing import Any
 from connectors import catalog
 from twitch_pipeline.settings import Settings
 
-#: Snapshots younger than this are kept (time travel and the readers of a just-replaced snapshot need them).
-SNAPSHOT_RETENTION = dt.timedelta(days=3)
+#: An expiry this late (past the retention) has stopped: it runs every few minutes.
+EXPIRY_GRACE = dt.timedelta(hours=1)
 #: A closed day partition with at least this many data files is rewritten into one.
 COMPACT_MIN_FILES = 8
 #: More active parts than this in one ClickHouse partition means merges are falling behind.
@@ -39,23 +39,29 @@ def _existing(lake, names: list[str]):
             continue
 
 
-def expire_snapshots(settings: Settings, now: dt.datetime | None = None, retention: dt.timedelta = SNAPSHOT_RETENTION) -> dict[str, int]:
-    """Expire every lake table's snapshots older than ``retention`` (never the current one); expired per table.
+def check_snapshot_expiry(settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
+    """Every lake table's old snapshots are being expired: none but the newest ``RETAIN_LAST_SNAPSHOTS`` is older
+    than ``TWITCH_PIPELINE_LAKE_SNAPSHOT_RETENTION_S`` plus :data:`EXPIRY_GRACE`; the snapshots per table.
 
-    pyiceberg removes the snapshots from the table metadata; it does not delete the data files only they
-    referenced. Those are reclaimed by Iceberg's JVM ``DeleteOrphanFiles`` action (see docs/airflow.md).
+    The expiry runs beside the pipeline, every few minutes (the local supervisor; on Kubernetes the
+    ``lake-expire-snapshots`` CronJob), with Iceberg's Java action, which also deletes the files only expired
+    snapshots used. A daily expiry would be too late: each commit rewrites the list of every snapshot kept.
     """
-    from connectors.iceberg import load_catalog
+    from connectors.iceberg import RETAIN_LAST_SNAPSHOTS, load_catalog
 
-    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - retention
-    expired = {}
+    limit = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(seconds=settings.lake_snapshot_retention_s) - EXPIRY_GRACE
+    problems, found = [], {}
     for name, table in _existing(load_catalog(settings), lake_tables(settings)):
-        current = table.current_snapshot()
-        old = [s.snapshot_id for s in table.snapshots() if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)]
-        if old:
-            table.maintenance.expire_snapshots().by_ids(old).commit()
-        expired[name] = len(old)
-    return expired
+        snapshots = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
+        overdue = [s for s in snapshots[:-RETAIN_LAST_SNAPSHOTS] if s.timestamp_ms < limit.timestamp() * 1000]
+        found[name] = len(snapshots)
+        if overdue:
+            problems.append(f"{name}: {len(overdue)} snapshots are past the retention by more than {EXPIRY_GRACE} (is the expiry running? "
+                            "locally the supervisor of `twitch-pipeline start`/`run` runs it, on Kubernetes the lake-expire-snapshots CronJob; "
+                            "`twitch-pipeline expire-snapshots` runs it once)")
+    if problems:
+        raise MaintenanceProblem("Iceberg:\n  " + "\n  ".join(problems))
+    return found
 
 
 def _partition_filter(table, partition: dict[str, Any]):

@@ -148,6 +148,14 @@ def _settings(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _expire_snapshots(settings: Settings, args: argparse.Namespace) -> int:
+    from twitch_pipeline.platform.iceberg import expire_snapshots
+
+    for table in expire_snapshots(settings):
+        print(f"  {table['table']:<40} {table['expired']:>6} snapshots expired, {table['snapshots']} kept")
+    return 0
+
+
 Handler = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -173,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("supervise", _supervise, "restart dead services and platform components with back-off (what `start` runs in the background)")
     command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
     command("run", _run, "everything in the foreground (platform, jobs, sink, producer) until Ctrl-C; what `make run` does")
+    command("expire-snapshots", _expire_snapshots, "expire the lake tables' snapshots older than TWITCH_PIPELINE_LAKE_SNAPSHOT_RETENTION_S and delete the files only they used")
     p = command("settings", _settings, "print the settings table (markdown) or a .env template")
     p.add_argument("--env", action="store_true", help="print .env.example")
     p.add_argument("--write", action="store_true", help="regenerate the README table and .env.example")

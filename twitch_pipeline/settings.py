@@ -73,6 +73,8 @@ class Settings:
     iceberg_s3_region: str = _setting("", "Region of the warehouse's S3 bucket; empty means the AWS SDK's own (`AWS_REGION`, profile).", group="iceberg")
     iceberg_s3_access_key_id: str = _setting("", "Access key id of the warehouse's object store; empty means the AWS default credential chain (`AWS_ACCESS_KEY_ID`, an IAM role).", secret=True, group="iceberg")
     iceberg_s3_secret_access_key: str = _setting("", "Secret access key belonging to `TWITCH_PIPELINE_ICEBERG_S3_ACCESS_KEY_ID`.", secret=True, group="iceberg")
+    lake_snapshot_retention_s: float = _setting(300.0, "Lake snapshots older than this are expired, with the files only they referenced (the newest 10 always stay): how far back time travel reaches. Each commit rewrites the list of the snapshots kept (README: Lake upkeep).", group="iceberg")
+    lake_expire_interval_s: float = _setting(120.0, "How often the supervisor expires the lake's old snapshots; 0 leaves it to you (`twitch-pipeline expire-snapshots`; on Kubernetes a CronJob runs it).", group="iceberg")
 
     # -- ClickHouse -------------------------------------------------------------------------------
     clickhouse_url: str = _setting("", "URL of an external ClickHouse (e.g. `https://host:8443`); empty means the embedded chDB server.", group="clickhouse")
@@ -182,6 +184,8 @@ def _check_iceberg(s: Settings) -> None:
         raise SettingsError(f"{PREFIX}ICEBERG_URI={uri!r} must be the REST catalog's http(s):// URL when {PREFIX}ICEBERG_CATALOG_TYPE=rest")
     if kind == "jdbc" and uri and not uri.startswith("jdbc:"):
         raise SettingsError(f"{PREFIX}ICEBERG_URI={uri!r} is not a JDBC URI; for a REST catalog also set {PREFIX}ICEBERG_CATALOG_TYPE=rest")
+    if s.lake_snapshot_retention_s <= 0:
+        raise SettingsError(f"{PREFIX}LAKE_SNAPSHOT_RETENTION_S={s.lake_snapshot_retention_s} must be more than 0 seconds")
     if s.iceberg_s3_endpoint and not s.iceberg_s3_endpoint.startswith(("http://", "https://")):
         raise SettingsError(f"{PREFIX}ICEBERG_S3_ENDPOINT={s.iceberg_s3_endpoint!r} must be an http(s):// URL")
     # One key without the other would silently fall back to the default credential chain for half the clients.

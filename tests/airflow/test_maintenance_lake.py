@@ -1,4 +1,4 @@
-"""Maintenance on a real (SQLite-backed) Iceberg catalog: compaction rewrites closed days only, expiry keeps the current snapshot."""
+"""Maintenance on a real (SQLite-backed) Iceberg catalog: compaction rewrites closed days only; the expiry check finds snapshots long past the retention."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import dataclasses
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
 from airflow_dags import maintenance_tasks
+from connectors.iceberg import RETAIN_LAST_SNAPSHOTS
 from twitch_pipeline.settings import load_settings
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2026, 11, 29)
 
 
-def test_compaction_and_snapshot_expiry(tmp_path):
+def test_compaction_and_the_snapshot_expiry_check(tmp_path):
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.transforms import DayTransform
@@ -48,9 +50,10 @@ def test_compaction_and_snapshot_expiry(tmp_path):
     assert list(done) == [f"{settings.iceberg_namespace}.game_minute_stats"]
     assert sorted(table.scan().to_arrow().to_pylist(), key=str) == rows_before
 
-    snapshots = len(table.snapshots())
-    expired = maintenance_tasks.expire_snapshots(settings, retention=dt.timedelta(0), now=dt.datetime.now(UTC) + dt.timedelta(seconds=1))
-    table = lake.load_table(f"{settings.iceberg_namespace}.game_minute_stats")
-    assert expired[f"{settings.iceberg_namespace}.game_minute_stats"] == snapshots - 1
-    assert [s.snapshot_id for s in table.snapshots()] == [table.current_snapshot().snapshot_id]
-    assert sorted(table.scan().to_arrow().to_pylist(), key=str) == rows_before
+    for i in range(RETAIN_LAST_SNAPSHOTS):  # more snapshots than an expiry keeps however old
+        table.append(pa.Table.from_pylist([{"window_start": current, "game_id": "g", "live_streams": i}], schema=arrow_schema))
+    name = f"{settings.iceberg_namespace}.game_minute_stats"
+    assert maintenance_tasks.check_snapshot_expiry(settings) == {name: len(lake.load_table(name).snapshots())}, "all young: nothing overdue"
+    later = dt.datetime.now(UTC) + dt.timedelta(seconds=settings.lake_snapshot_retention_s) + maintenance_tasks.EXPIRY_GRACE + dt.timedelta(minutes=1)
+    with pytest.raises(maintenance_tasks.MaintenanceProblem, match=rf"{name}: \d+ snapshots are past the retention"):
+        maintenance_tasks.check_snapshot_expiry(settings, now=later)

@@ -53,7 +53,7 @@ def test_overlay_deploys_the_whole_platform(overlay):
     assert kinds["FlinkDeployment"] == len(catalog.streaming_jobs())
     assert kinds["Kafka"] == 1 and kinds["KafkaNodePool"] >= 1
     for expected in [("StatefulSet", "clickhouse"), ("Job", "clickhouse-migrations"), ("Deployment", "iceberg-rest"),
-                     ("Deployment", "producer"), ("StatefulSet", "clickhouse-sink"), ("Deployment", "grafana"),
+                     ("Deployment", "producer"), ("StatefulSet", "clickhouse-sink"), ("CronJob", "lake-expire-snapshots"), ("Deployment", "grafana"),
                      ("Deployment", "airflow-api-server"), ("Deployment", "airflow-scheduler"), ("Deployment", "airflow-dag-processor"),
                      ("Deployment", "airflow-triggerer"), ("ClusterRole", "twitch-pipeline-airflow-flink-reader"), ("NetworkPolicy", "clickhouse-clients")]:
         assert expected in names, f"{path.name} lacks {expected}"

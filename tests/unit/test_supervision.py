@@ -7,7 +7,7 @@ import random
 import threading
 
 from twitch_pipeline.errors import Backoff, StateLog, wait_until
-from twitch_pipeline.platform.supervisor import STABLE_S, Supervised, Supervisor
+from twitch_pipeline.platform.supervisor import STABLE_S, Chore, Supervised, Supervisor
 
 
 class Clock:
@@ -152,3 +152,29 @@ def test_a_slow_restart_does_not_hold_up_the_others():
     wait_until(lambda: not sup.records["flink"].restarting, 5, "Flink's restart to finish")
     sup.tick()
     assert flink_up[0] and slow_calls == [1] and sup.report()["flink"]["restarts"] == 1
+
+
+def test_a_chore_runs_every_interval_from_one_interval_after_the_start_and_a_failure_is_on_record(tmp_path):
+    clock, outcomes, said = Clock(), [RuntimeError("catalog locked"), "3 snapshots expired"], []
+
+    def work() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    chore = Chore("iceberg", "snapshot_expiry", 300.0, work)
+    sup = Supervisor([], tmp_path / "supervisor.json", clock=clock, echo=said.append, chores=[chore])
+    sup.tick()
+    assert outcomes[0].args == ("catalog locked",), "not at the start: the platform is busy starting"
+    clock.now += 300
+    sup.tick()
+    report = json.loads((tmp_path / "supervisor.json").read_text())
+    assert report["iceberg"]["last_error"] == "snapshot_expiry failed: catalog locked" and said == ["iceberg: snapshot_expiry failed: catalog locked"]
+    clock.now += 299
+    sup.tick()
+    assert len(outcomes) == 1, "the next turn, not at once"
+    clock.now += 1
+    sup.tick()
+    report = json.loads((tmp_path / "supervisor.json").read_text())
+    assert report["iceberg"]["snapshot_expiry"].startswith("3 snapshots expired (") and "last_error" not in report["iceberg"]

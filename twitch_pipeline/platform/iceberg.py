@@ -6,10 +6,14 @@ external Kafka: `up` only creates the namespace there and `status` checks that i
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+from connectors import iceberg
 from connectors.iceberg import ensure_table_properties, load_catalog
-from twitch_pipeline.platform.component import Component, ensure_dir
+from twitch_pipeline.platform.component import Component, ensure_dir, require_java
+from twitch_pipeline.settings import Settings
 
 
 class Iceberg(Component):
@@ -42,3 +46,23 @@ class Iceberg(Component):
         entry["namespaces"] = namespaces
         entry["healthy"] = s.iceberg_namespace in namespaces
         return entry
+
+
+def expire_snapshots(settings: Settings) -> list[dict]:
+    """:func:`connectors.iceberg.expire_snapshots` on the jars the Flink cluster runs on: the image's Flink lib in a
+    container (``FLINK_HOME``, where the project's jars are installed), else the run directory's."""
+    from twitch_pipeline.platform.flink import Flink
+
+    home = os.environ.get("FLINK_HOME")
+    if home and _has_iceberg(Path(home) / "lib"):
+        lib = Path(home) / "lib"
+    else:
+        flink = Flink(settings)
+        lib = flink.root / "lib"
+        if not _has_iceberg(lib):
+            flink.prepare()  # a platform not started yet
+    return iceberg.expire_snapshots(settings, require_java(), lib)
+
+
+def _has_iceberg(lib: Path) -> bool:
+    return any(lib.glob("iceberg-flink-runtime*.jar"))

@@ -9,6 +9,10 @@ own thread, so a slow restart (Flink resubmitting its jobs: minutes under load) 
 error of each part are written to ``<run_dir>/state/supervisor.json``, where `status` and `run`'s status
 line read them.
 
+Besides restarts it does the lake's chore: every ``TWITCH_PIPELINE_LAKE_EXPIRE_INTERVAL_S`` it expires the
+Iceberg tables' old snapshots (a streaming sink commits one a second; see :func:`connectors.iceberg.expire_snapshots`).
+`status` shows the last expiry beside the Iceberg catalog.
+
 Flink is special: a standalone cluster loses its jobs with its JobManager, so after restarting the cluster
 the streaming jobs are resubmitted from their latest completed checkpoint — their Kafka transactions and
 state resume from there, which keeps the output exactly once.
@@ -49,10 +53,27 @@ class _Record:
     restarting: bool = False  # a restart is under way (in its own thread)
 
 
+@dataclass
+class Chore:
+    """Work a part needs every ``every_s`` seconds, first one interval after the start; each run in a thread of its
+    own, and a failure is on record (``last_error``) and tried again at the next turn."""
+
+    part: str  # the component whose status shows it
+    name: str
+    every_s: float
+    run: Callable[[], str]  # does the work; returns a one-line summary
+    next_at: float = 0.0
+    running: bool = False
+    summary: str = ""
+    error: str = ""
+
+
 class Supervisor:
     def __init__(self, parts: list[Supervised], state_path=None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, echo: Callable[[str], None] = print, concurrent: bool = False):
+                 wall: Callable[[], float] = time.time, echo: Callable[[str], None] = print, concurrent: bool = False,
+                 chores: list[Chore] | None = None):
         self.parts = parts
+        self.chores = chores or []
         self.concurrent = concurrent  # restart each part in a thread of its own (tick() returns at once)
         self.state_path = state_path
         self.clock = clock
@@ -60,6 +81,8 @@ class Supervisor:
         self.echo = echo
         now = clock()
         self.records = {p.name: _Record(up_since=now) for p in parts}
+        for chore in self.chores:
+            chore.next_at = now + chore.every_s
 
     def tick(self) -> None:
         """Check every part once; restart the dead ones whose back-off has passed."""
@@ -84,7 +107,25 @@ class Supervisor:
                 threading.Thread(target=self._restart, args=(part, rec), name=f"restart-{part.name}", daemon=True).start()
             else:
                 self._restart(part, rec)
+        for chore in self.chores:
+            if not chore.running and now >= chore.next_at:
+                chore.running, chore.next_at = True, now + chore.every_s
+                if self.concurrent:
+                    threading.Thread(target=self._do, args=(chore,), name=f"chore-{chore.name}", daemon=True).start()
+                else:
+                    self._do(chore)
         self.save()
+
+    def _do(self, chore: Chore) -> None:
+        try:
+            summary = chore.run()
+        except Exception as err:  # noqa: BLE001 - a failed chore is on record and runs again at its next turn
+            chore.error = f"{chore.name} failed: {err}"
+            self.echo(f"{chore.part}: {chore.error[:300]}")
+        else:
+            chore.summary, chore.error = f"{summary} ({time.strftime('%H:%M:%S', time.localtime(self.wall()))})", ""
+        finally:
+            chore.running = False
 
     def _restart(self, part: Supervised, rec: _Record) -> None:
         try:
@@ -102,7 +143,14 @@ class Supervisor:
             rec.restarting = False
 
     def report(self) -> dict[str, dict[str, Any]]:
-        return {name: {"restarts": r.restarts, "last_error": r.last_error, "last_restart_at": r.last_restart_at} for name, r in self.records.items()}
+        report: dict[str, dict[str, Any]] = {name: {"restarts": r.restarts, "last_error": r.last_error, "last_restart_at": r.last_restart_at}
+                                             for name, r in self.records.items()}
+        for chore in self.chores:
+            entry = report.setdefault(chore.part, {})
+            entry[chore.name] = chore.summary
+            if chore.error:
+                entry["last_error"] = chore.error
+        return report
 
     def save(self) -> None:
         if self.state_path is not None:
@@ -143,7 +191,16 @@ def pipeline_supervisor(settings: Settings, echo: Callable[[str], None] = print)
         parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: last_words([p for p in c.processes if not p.running()])))
     for proc, argv, env in service_specs(settings):
         parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), lambda p=proc: last_words([p])))
-    return Supervisor(parts, settings.state_file("supervisor"), echo=echo, concurrent=True)
+    chores = [Chore("iceberg", "snapshot_expiry", settings.lake_expire_interval_s, lambda: expire_summary(settings))] if settings.lake_expire_interval_s > 0 else []
+    return Supervisor(parts, settings.state_file("supervisor"), echo=echo, concurrent=True, chores=chores)
+
+
+def expire_summary(settings: Settings) -> str:
+    """Expire the lake's old snapshots now; what was done, in a line."""
+    from twitch_pipeline.platform.iceberg import expire_snapshots
+
+    done = expire_snapshots(settings)
+    return f"{sum(t['expired'] for t in done)} snapshots expired in {len(done)} tables"
 
 
 #: Log lines that say why a process ended.
