@@ -63,6 +63,7 @@ from twitch_pipeline.errors import PlatformError, wait_until
 from twitch_pipeline.jobs import start_all
 from twitch_pipeline.platform.lifecycle import isolated, running, start_services, stop_services
 from twitch_pipeline.platform.process import ManagedProcess
+from twitch_pipeline.platform.supervisor import Supervisor, lake_chores
 from twitch_pipeline.settings import Settings, load_settings, to_env
 
 
@@ -534,6 +535,9 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
             start_all(settings, echo=lambda line: echo(" " + line))
             submit_s = time.monotonic() - submit_began
             start_services(settings, echo=lambda line: echo(" " + line), only=["sink"])
+            # The lake's snapshot expiry, as `make run`'s supervisor runs it: without it every commit's metadata grows.
+            chores, stop_chores = Supervisor([], chores=lake_chores(settings), concurrent=True, echo=lambda line: echo(" " + line)), threading.Event()
+            threading.Thread(target=chores.run, args=(stop_chores,), name="lake-chores", daemon=True).start()
             offsets = Consumer(client_config(settings, **{"group.id": "bench-e2e-offsets"}))
             p = Platform(settings, Freshness(settings), processes, Lag(settings), offsets, procs["producer"], echo)
             steps: list[dict[str, Any]] = []
@@ -549,6 +553,7 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
                 glassflow = glassflow_run(p, GLASSFLOW_RECORDS) if GLASSFLOW_RECORDS else None
                 lake_total = lake_rows(settings)
             finally:
+                stop_chores.set()
                 p.freshness.close()
                 p.lag.close()
                 offsets.close()
@@ -573,6 +578,7 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
         "glassflow_shaped": glassflow,
         "glassflow_published": _e2e_report.GLASSFLOW_PUBLISHED,
         "iceberg_rows_total": lake_total,
+        "lake_expiry": chores.report().get("iceberg", {}),
         "job_submission_s": round(submit_s, 1),
         "machine": machine,
         "settings": _settings_used(settings),

@@ -191,8 +191,14 @@ def pipeline_supervisor(settings: Settings, echo: Callable[[str], None] = print)
         parts.append(Supervised(comp.name, comp.running, restart, lambda c=comp: last_words([p for p in c.processes if not p.running()])))
     for proc, argv, env in service_specs(settings):
         parts.append(Supervised(proc.name, proc.running, lambda p=proc, a=argv, e=env: p.spawn(a, env=e), lambda p=proc: last_words([p])))
-    chores = [Chore("iceberg", "snapshot_expiry", settings.lake_expire_interval_s, lambda: expire_summary(settings))] if settings.lake_expire_interval_s > 0 else []
-    return Supervisor(parts, settings.state_file("supervisor"), echo=echo, concurrent=True, chores=chores)
+    return Supervisor(parts, settings.state_file("supervisor"), echo=echo, concurrent=True, chores=lake_chores(settings))
+
+
+def lake_chores(settings: Settings) -> list[Chore]:
+    """The lake's snapshot expiry every ``lake_expire_interval_s`` (none when 0)."""
+    if settings.lake_expire_interval_s <= 0:
+        return []
+    return [Chore("iceberg", "snapshot_expiry", settings.lake_expire_interval_s, lambda: expire_summary(settings))]
 
 
 def expire_summary(settings: Settings) -> str:
