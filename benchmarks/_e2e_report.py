@@ -120,11 +120,17 @@ def _at_best(result: dict[str, Any], key: str) -> Any:
 
 
 def _late(late: dict[str, dict[str, int]] | None) -> str:
-    """Rows classed late per reason; for the dedup stages, how many were copies whose first copy went through."""
+    """Rows classed late per reason; for the dedup stages, how many were copies whose first copy went through, and
+    malformed copies whose id a fault turned into a number."""
     if late is None:
         return "—"
-    return ", ".join(f"{r['rows']:,} {reason}" + (f" ({r['first_copy_visible']:,} copies)" if "first_copy_visible" in r else "")
-                     for reason, r in late.items()) or "0"
+
+    def copies(r: dict[str, int]) -> str:
+        if "first_copy_visible" not in r:
+            return ""
+        return f" ({r['first_copy_visible']:,} copies" + (f", {r['malformed_copies']:,} malformed" if r.get("malformed_copies") else "") + ")"
+
+    return ", ".join(f"{r['rows']:,} {reason}{copies(r)}" for reason, r in late.items()) or "0"
 
 
 def _n(value: Any) -> str:

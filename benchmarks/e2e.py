@@ -300,9 +300,13 @@ def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, int]]:
             late[reason] = {"rows": rows}
             if reason in LATE_COPY_OF:
                 table, key = LATE_COPY_OF[reason]
-                late[reason]["first_copy_visible"] = client.query(
-                    f"SELECT count() FROM late_events WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}}) "
-                    f"AND event_id IN (SELECT {key} FROM {table})", parameters=since | {"r": reason}).result_rows[0][0]
+                # A malformed copy whose id string the fault turned into its length (`_wrong_types`) parses as a
+                # record with a new, numeric id, stamped like its original: late, and its id in no output.
+                visible, malformed = client.query(
+                    f"SELECT countIf(event_id IN (SELECT {key} FROM {table})), countIf(match(event_id, '^[0-9]+$') AND event_id NOT IN "
+                    f"(SELECT {key} FROM {table})) FROM late_events WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}})",
+                    parameters=since | {"r": reason}).result_rows[0]
+                late[reason] |= {"first_copy_visible": visible, "malformed_copies": malformed}
     return late
 
 
