@@ -10,6 +10,7 @@ Iceberg then deletes the old files is checked in test_enrich_job.py), and ``up``
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from connectors.iceberg import LAKE_TABLE_PROPERTIES, RETAIN_LAST_SNAPSHOTS, ensure_table_properties, load_catalog
-from twitch_pipeline.errors import wait_until
+from twitch_pipeline.errors import TransientError, wait_until
 from twitch_pipeline.platform.iceberg import expire_snapshots
 from twitch_pipeline.settings import Settings
 
@@ -91,7 +92,7 @@ def test_expiry_while_a_writer_commits_loses_nothing(tmp_path: Path) -> None:
 
     def write() -> None:
         writer = load_catalog(settings)
-        while not stop.is_set():
+        while not stop.wait(0.1):  # a sink commits at each checkpoint: ten a second here, ten times the pipeline's rate
             batch = len(appended)
             while True:
                 try:
@@ -113,3 +114,22 @@ def test_expiry_while_a_writer_commits_loses_nothing(tmp_path: Path) -> None:
     table = load_catalog(settings).load_table("lake.t")
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(10 * len(appended))), "every committed row is there once"
     assert expired > 0 and len(table.snapshots()) <= len(appended) - expired
+
+
+def test_a_table_that_cannot_be_expired_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    settings, catalog = _lake(tmp_path, lake_snapshot_retention_s=0.001)
+    for name in ("broken", "fine"):
+        table = catalog.create_table(f"lake.{name}", schema=SCHEMA, properties=LAKE_TABLE_PROPERTIES)
+        for i in range(RETAIN_LAST_SNAPSHOTS + 2):
+            table.append(_batch(i * 10))
+    _path(catalog.load_table("lake.broken").metadata_location).unlink()  # its current metadata file is gone
+
+    with pytest.raises(TransientError, match=r"lake snapshot expiry failed for lake\.broken: .*NotFoundException"):
+        expire_snapshots(settings)
+    assert len(load_catalog(settings).load_table("lake.fine").snapshots()) == RETAIN_LAST_SNAPSHOTS, "the other table was expired"
+
+
+def test_a_namespace_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
+    settings, _ = _lake(tmp_path)
+    with pytest.raises(TransientError, match="NoSuchNamespaceException"):
+        expire_snapshots(dataclasses.replace(settings, iceberg_namespace="nowhere"))

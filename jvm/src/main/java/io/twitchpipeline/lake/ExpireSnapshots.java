@@ -48,15 +48,27 @@ public final class ExpireSnapshots {
         Catalog catalog = CatalogUtil.buildIcebergCatalog(args[0], options, hadoop);
         long olderThan = Long.parseLong(args[2]);
         int retainLast = Integer.parseInt(args[3]);
+        boolean failed = false;
         for (TableIdentifier id : catalog.listTables(Namespace.of(args[1]))) {
-            Table table = catalog.loadTable(id);
-            Set<Long> before = ids(table);
-            table.expireSnapshots().expireOlderThan(olderThan).retainLast(retainLast).commit();
-            table.refresh();
-            Set<Long> after = ids(table);
-            before.removeAll(after);
-            System.out.printf("{\"table\": \"%s\", \"expired\": %d, \"snapshots\": %d}%n", id, before.size(), after.size());
+            // One table that fails (the expiry's commit retries ran out) does not hold up the others' expiry.
+            try {
+                Table table = catalog.loadTable(id);
+                Set<Long> before = ids(table);
+                table.expireSnapshots().expireOlderThan(olderThan).retainLast(retainLast).commit();
+                table.refresh();
+                Set<Long> after = ids(table);
+                before.removeAll(after);
+                System.out.printf("{\"table\": \"%s\", \"expired\": %d, \"snapshots\": %d}%n", id, before.size(), after.size());
+            } catch (RuntimeException e) {
+                failed = true;
+                System.out.printf("{\"table\": \"%s\", \"error\": \"%s\"}%n", id, json(e.toString()));
+            }
         }
+        System.exit(failed ? 1 : 0);
+    }
+
+    private static String json(String text) {
+        return text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", " ").replace("\r", " ").replace("\t", " ");
     }
 
     private static Set<Long> ids(Table table) {
