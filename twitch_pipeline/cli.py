@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("jobs", _jobs, "list Flink jobs and their state").add_argument("--json", action="store_true")
     command("cancel", _cancel, "cancel a running Flink job by name or id").add_argument("job")
     command("start", _start, "submit every streaming job, start the services (producer, sink) and a supervisor that restarts what dies")
-    command("supervise", _supervise, "restart dead services and platform components with back-off (what `start` runs in the background)")
+    command("supervise", _supervise, "restart dead services and platform components with back-off, and expire the lake's old snapshots (what `start` runs in the background)")
     command("stop", _stop, "stop the connectors and the streaming jobs (with savepoints that `start` resumes)")
     command("run", _run, "everything in the foreground (platform, jobs, sink, producer) until Ctrl-C; what `make run` does")
     command("expire-snapshots", _expire_snapshots, "expire the lake tables' snapshots older than TWITCH_PIPELINE_LAKE_SNAPSHOT_RETENTION_S and delete the files only they used")
