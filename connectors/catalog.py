@@ -102,6 +102,7 @@ class Job:
     inputs: tuple[str, ...]  # topics read
     outputs: tuple[str, ...]  # topics written (outputs and side topics such as dead letters) and lake-only outputs
     streaming: bool = True  # kept running by `start`, in declaration order
+    minute_windows: bool = False  # writes minute windows only: checkpoints every TWITCH_PIPELINE_WINDOW_CHECKPOINT_INTERVAL_S
     sql: tuple[str, ...] = field(default=())  # SQL files in flink_jobs/sql/, run in order
 
 
@@ -373,6 +374,7 @@ JOBS: tuple[Job, ...] = (
         inputs=("game_streams_enriched",),
         outputs=("game_minute_stats", "language_minute_stats", "share_minute_stats", "stream_duration_stats", "top_streams", "late_events"),
         sql=("aggregate_tables.sql", "aggregate_windows.sql"),
+        minute_windows=True,
     ),
     Job(
         "chat_enrich",
@@ -390,6 +392,7 @@ JOBS: tuple[Job, ...] = (
         inputs=("chat_silver", "game_streams_enriched"),
         outputs=("chat_minute_stats", "chat_top_emotes", "late_events"),
         sql=("chat_aggregate_tables.sql", "chat_aggregate_windows.sql", "chat_aggregate_outputs.sql"),
+        minute_windows=True,
     ),
 )
 

@@ -54,6 +54,7 @@ class Settings:
     flink_parallelism: int = _setting(1, "Default parallelism of submitted jobs.", group="flink")
     flink_rest_url: str = _setting("", "REST URL of an external Flink cluster; empty means the local one.", group="flink")
     checkpoint_interval_s: float = _setting(1.0, "Checkpoint interval of the streaming jobs; exactly-once output becomes visible at each checkpoint.", group="flink")
+    window_checkpoint_interval_s: float = _setting(5.0, "Checkpoint interval of the jobs that write minute windows only (aggregate_streams, chat_aggregate): a window's rows are visible at the first checkpoint after it closes. Every checkpoint costs each job its commits and state snapshot (docs/performance.md).", group="flink")
     checkpoint_dir: str = _setting("", "Checkpoint/savepoint storage URI; empty means `<run_dir>/flink/checkpoints` (object storage in production).", group="flink")
     state_ttl_s: float = _setting(10800.0, "State TTL (processing time) of the versioned profiles and games and the join state, in seconds; producers republish a live broadcaster's profile after half of it.", group="flink")
     watermark_lateness_s: float = _setting(0.2, "Bounded out-of-orderness of event-time watermarks, in seconds: how far behind the newest event of its partition an event may arrive and still count (docs/performance.md).", group="flink")

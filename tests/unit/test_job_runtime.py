@@ -5,7 +5,7 @@ import re
 import pytest
 
 from connectors import catalog
-from flink_jobs.runtime import SQL_DIR, interval_literal, load_sql, sql_params
+from flink_jobs.runtime import SQL_DIR, checkpoint_interval_s, interval_literal, load_sql, sql_params
 from twitch_pipeline.settings import Settings
 
 
@@ -96,3 +96,10 @@ def enrich_sql_params() -> dict[str, str]:
 
 def options(fragment: str) -> dict[str, str]:
     return dict(re.findall(r"'([^']+)' = '([^']*)'", fragment))
+
+
+def test_only_the_jobs_writing_minute_windows_checkpoint_at_the_window_interval():
+    settings = Settings(checkpoint_interval_s=1.0, window_checkpoint_interval_s=5.0)
+    intervals = {job.name: checkpoint_interval_s(settings, job.name) for job in catalog.streaming_jobs()}
+    assert intervals == {"enrich_streams": 1.0, "aggregate_streams": 5.0, "chat_enrich": 1.0, "chat_aggregate": 5.0}
+    assert checkpoint_interval_s(settings, "my_own_driver") == 1.0, "a job not in the catalog gets the shared interval"
