@@ -102,19 +102,20 @@ class Supervisor:
                 self.echo(f"{part.name} is down ({rec.last_error[:200]}); restarting")
             rec.restarts += 1
             rec.last_restart_at = self.wall()
-            if self.concurrent:
-                rec.restarting = True
-                threading.Thread(target=self._restart, args=(part, rec), name=f"restart-{part.name}", daemon=True).start()
-            else:
-                self._restart(part, rec)
+            rec.restarting = True
+            self._run(lambda p=part, r=rec: self._restart(p, r), f"restart-{part.name}")
         for chore in self.chores:
             if not chore.running and now >= chore.next_at:
                 chore.running, chore.next_at = True, now + chore.every_s
-                if self.concurrent:
-                    threading.Thread(target=self._do, args=(chore,), name=f"chore-{chore.name}", daemon=True).start()
-                else:
-                    self._do(chore)
+                self._run(lambda c=chore: self._do(c), f"chore-{chore.name}")
         self.save()
+
+    def _run(self, work: Callable[[], None], name: str) -> None:
+        """``work`` in a thread of its own when concurrent (tick() returns at once), else now."""
+        if self.concurrent:
+            threading.Thread(target=work, name=name, daemon=True).start()
+        else:
+            work()
 
     def _do(self, chore: Chore) -> None:
         try:
