@@ -119,16 +119,17 @@ def _at_best(result: dict[str, Any], key: str) -> Any:
     return next((s.get(key) for s in result["rates"] if s["achieved_events_per_s"] == result["end_to_end_events_per_s"]), None)
 
 
-def _late(late: dict[str, dict[str, int]] | None) -> str:
-    """Rows classed late per reason; for the dedup stages, how many were copies whose first copy went through, and
-    malformed copies whose id a fault turned into a number."""
+def _late(late: dict[str, dict[str, Any]] | None) -> str:
+    """Rows classed late per reason; for the dedup stages, how many were copies whose first copy went through, and how
+    many had none (the benchmark traces those in their input topic: ``without_first_copy`` in bench.json)."""
     if late is None:
         return "—"
 
-    def copies(r: dict[str, int]) -> str:
+    def copies(r: dict[str, Any]) -> str:
         if "first_copy_visible" not in r:
             return ""
-        return f" ({r['first_copy_visible']:,} copies" + (f", {r['malformed_copies']:,} malformed" if r.get("malformed_copies") else "") + ")"
+        missing = r["rows"] - r["first_copy_visible"]
+        return f" ({r['first_copy_visible']:,} copies" + (f", **{missing:,} without a first copy**" if missing else "") + ")"
 
     return ", ".join(f"{r['rows']:,} {reason}{copies(r)}" for reason, r in late.items()) or "0"
 

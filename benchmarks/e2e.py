@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Producer as KafkaProducer
 
 from benchmarks import _e2e_report, _e2e_stats
 from benchmarks._procfs import group_usage
@@ -57,6 +58,7 @@ from connectors.migrations import apply_migrations
 from connectors.topics import ensure_topics
 from flink_jobs.runtime import sql_params
 from producers.contracts import iso_ms
+from producers.heartbeat import emit_heartbeats
 from producers.publisher import EVENT_TOPICS
 from producers.run import RunOptions, make_publisher
 from twitch_pipeline.errors import PlatformError, wait_until
@@ -65,6 +67,7 @@ from twitch_pipeline.platform.lifecycle import isolated, running, start_services
 from twitch_pipeline.platform.process import ManagedProcess
 from twitch_pipeline.platform.supervisor import Supervisor, lake_chores
 from twitch_pipeline.settings import Settings, load_settings, to_env
+from twitch_pipeline.timestamps import parse_iso_ms
 
 
 def _env(name: str, default: float) -> float:
@@ -287,12 +290,12 @@ def stage_counts(settings: Settings, consumer: Consumer) -> dict[str, int]:
 LATE_COPY_OF = {"late": (TABLE, "event_id"), "chat_late_for_dedup": ("chat_silver", "message_id")}
 
 
-def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, int]]:
+def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, Any]]:
     """What the jobs classed late since ``since_ms``, by reason, and for the dedup stages how many of those rows are
     copies of a record whose first copy is in ClickHouse (a duplicate that came late loses nothing; a unique one would)."""
     # First copies are looked for in the whole table (a benchmark's minutes of rows), not from a minute before the
     # step: a copy can be of a record stamped earlier.
-    late: dict[str, dict[str, int]] = {}
+    late: dict[str, dict[str, Any]] = {}
     with clickhouse_client(settings) as client:
         since = {"s": since_ms}
         for reason, rows in client.query("SELECT reason, count() FROM late_events WHERE detected_at >= fromUnixTimestamp64Milli({s:Int64}) "
@@ -300,14 +303,70 @@ def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, int]]:
             late[reason] = {"rows": rows}
             if reason in LATE_COPY_OF:
                 table, key = LATE_COPY_OF[reason]
-                # A malformed copy whose id string the fault turned into its length (`_wrong_types`) parses as a
-                # record with a new, numeric id, stamped like its original: late, and its id in no output.
-                visible, malformed = client.query(
-                    f"SELECT countIf(event_id IN (SELECT {key} FROM {table})), countIf(match(event_id, '^[0-9]+$') AND event_id NOT IN "
-                    f"(SELECT {key} FROM {table})) FROM late_events WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}})",
-                    parameters=since | {"r": reason}).result_rows[0]
-                late[reason] |= {"first_copy_visible": visible, "malformed_copies": malformed}
+                visible = client.query(
+                    f"SELECT countIf(event_id IN (SELECT {key} FROM {table})) FROM late_events "
+                    f"WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}})",
+                    parameters=since | {"r": reason}).result_rows[0][0]
+                late[reason]["first_copy_visible"] = visible
+                if visible < rows:
+                    late[reason]["without_first_copy"] = _unexplained_late(settings, client, reason, since_ms)
     return late
+
+
+#: The input topic of each late reason, and the field of its records the late row is named by.
+LATE_INPUT = {"late": ("game_streams", "event_id"), "chat_late_for_dedup": ("chat_messages", "message_id")}
+
+
+def _unexplained_late(settings: Settings, client, reason: str, since_ms: int, limit: int = 10) -> list[dict[str, Any]]:
+    """Up to ``limit`` late rows whose id is in no output, each traced in its input topic: every copy's partition and
+    offset, and how far event time had gone on that partition before it (``partition_ahead_ms``: more than the
+    lateness means the partition itself was out of order; less means the watermark came from elsewhere)."""
+    table, key = LATE_COPY_OF[reason]
+    rows = client.query(
+        f"SELECT event_id, toUnixTimestamp64Milli(data_retrieved_at), toUnixTimestamp64Milli(detected_at) FROM late_events "
+        f"WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}}) AND event_id NOT IN (SELECT {key} FROM {table}) "
+        f"ORDER BY detected_at LIMIT {limit}", parameters={"r": reason, "s": since_ms}).result_rows
+    examples = {row[0]: {"id": row[0], "event_time": iso_ms(row[1]), "detected_after_ms": row[2] - row[1], "copies": []} for row in rows}
+    topic, field = LATE_INPUT[reason]
+    for partition, offset, event_ms, ahead_ms, value in _scan_topic(settings, topic, field, set(examples), since_ms - 60_000):
+        examples[value[field]]["copies"].append({"partition": partition, "offset": offset, "kafka_time_minus_event_ms": event_ms,
+                                                 "partition_ahead_ms": ahead_ms})
+    return list(examples.values())
+
+
+def _scan_topic(settings: Settings, topic: str, field: str, ids: set[str], since_ms: int):
+    """Every record of ``topic`` from ``since_ms`` on whose ``field`` is in ``ids``: (partition, offset, Kafka timestamp minus
+    event time, event time the partition had reached before it minus its own, the record)."""
+    import orjson
+
+    consumer = Consumer(client_config(settings, **{"group.id": "bench-e2e-trace", "enable.auto.commit": False}))
+    try:
+        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in parts], timeout=10)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        for tp in starts:
+            if tp.offset < 0 or tp.offset >= ends[tp.partition]:
+                continue
+            consumer.assign([tp])
+            reached: int | None = None
+            while True:
+                msg = consumer.poll(5.0)
+                if msg is None or msg.error():
+                    break
+                try:
+                    value = orjson.loads(msg.value())
+                    event_ms = parse_iso_ms(value.get("sent_at") or value["data_retrieved_at"])
+                except Exception:  # noqa: BLE001 - a malformed record moves no watermark
+                    value, event_ms = None, None
+                if value is not None and isinstance(value.get(field), str) and value[field] in ids:
+                    yield msg.partition(), msg.offset(), msg.timestamp()[1] - event_ms, (reached - event_ms) if reached else None, value
+                if event_ms is not None:
+                    reached = max(reached or event_ms, event_ms)
+                if msg.offset() + 1 >= ends[tp.partition]:
+                    break
+    finally:
+        consumer.close()
+
 
 
 def _percentiles_ms(appearances: list[tuple[float, float, int]]) -> dict[str, float]:
@@ -330,6 +389,16 @@ class Platform:
     offsets: Consumer
     producer: ManagedProcess
     echo: Callable[[str], None]
+    # Heartbeats while no producer runs (between steps), as a live source idles: the last second a step's producer
+    # sent sits in an open dedup window until event time passes it. Without them a late copy of a record from that
+    # second was counted as a late row with no first copy (1-6 per step until session 13), and its first copy came
+    # out during the next step.
+    idle: KafkaProducer
+
+    def idle_heartbeats(self) -> None:
+        """Heartbeats at the wall clock on every input partition: the next step's producer starts later than now."""
+        emit_heartbeats(self.idle, EVENT_TOPICS, int(time.time() * 1000))
+        self.idle.poll(0)
 
 
 def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
@@ -398,6 +467,7 @@ def _drain(p: Platform) -> float | None:
     partitions = sum(len(parts) for _, parts in p.lag.groups.values())
 
     def drained() -> bool:
+        p.idle_heartbeats()
         reading = p.lag.read()
         caught_up = all(v is None or v <= 2 * partitions for v in reading.values())  # transaction markers stay behind
         return caught_up and time.time() - p.freshness.last_new > 3
@@ -543,7 +613,8 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
             chores, stop_chores = Supervisor([], chores=lake_chores(settings), concurrent=True, echo=lambda line: echo(" " + line)), threading.Event()
             threading.Thread(target=chores.run, args=(stop_chores,), name="lake-chores", daemon=True).start()
             offsets = Consumer(client_config(settings, **{"group.id": "bench-e2e-offsets"}))
-            p = Platform(settings, Freshness(settings), processes, Lag(settings), offsets, procs["producer"], echo)
+            idle = KafkaProducer(client_config(settings))
+            p = Platform(settings, Freshness(settings), processes, Lag(settings), offsets, procs["producer"], echo, idle)
             steps: list[dict[str, Any]] = []
             try:
                 # A fresh TaskManager's first minute is its slowest (class loading, JIT): one unmeasured step at half
@@ -561,6 +632,7 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
                 p.freshness.close()
                 p.lag.close()
                 offsets.close()
+                idle.flush(10)
         finally:
             stop_services(settings, echo=lambda _: None)
             processes.close()
