@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from connectors import catalog
 from twitch_pipeline.timestamps import datetime_ms, iso_ms, parse_iso_ms  # noqa: F401  (the contracts' timestamp format)
 
@@ -33,7 +35,9 @@ def mentions(text: str) -> list[str]:
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON (what ``json.dumps(event, ensure_ascii=False, separators=(",", ":"))`` writes). orjson: the
+    standard library's encoder was a fifth of the synthetic producer's CPU, which shares the cores with the pipeline."""
+    return orjson.dumps(event)
 
 
 @lru_cache(maxsize=None)

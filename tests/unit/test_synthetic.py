@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 from collections import Counter
 
 import pytest
 
-from producers.contracts import parse_iso_ms, violations
+from producers.contracts import encode, iso_ms, parse_iso_ms, violations
 from producers.synthetic import BROADCASTER_TYPES, World
 
 START = parse_iso_ms("2026-11-21T11:05:00.000Z")
@@ -30,6 +31,14 @@ def test_same_seed_and_start_give_the_same_events():
     assert take(World(3, START, channels=400), 500) != take(World(4, START, channels=400), 500)
     shifted = take(World(3, START + 60_000, channels=400), 500)
     assert shifted != take(World(3, START, channels=400), 500)
+
+
+def test_events_encode_as_compact_utf8_json(sample):
+    """The producer's orjson encoding writes what the standard library's compact, non-ASCII form does."""
+    _, events = sample
+    for _, event, _ in events[:20_000]:
+        assert encode(event) == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert iso_ms(START + 999) == "2026-11-21T11:05:00.999Z" and iso_ms(START - 1) == "2026-11-21T11:04:59.999Z"
 
 
 def test_every_event_honours_its_contract(sample):
