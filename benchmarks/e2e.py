@@ -328,15 +328,30 @@ def _unexplained_late(settings: Settings, client, reason: str, since_ms: int, li
         f"ORDER BY detected_at LIMIT {limit}", parameters={"r": reason, "s": since_ms}).result_rows
     examples = {row[0]: {"id": row[0], "event_time": iso_ms(row[1]), "detected_after_ms": row[2] - row[1], "copies": []} for row in rows}
     topic, field = LATE_INPUT[reason]
-    for partition, offset, event_ms, ahead_ms, value in _scan_topic(settings, topic, field, set(examples), since_ms - 60_000):
-        examples[value[field]]["copies"].append({"partition": partition, "offset": offset, "kafka_time_minus_event_ms": event_ms,
-                                                 "partition_ahead_ms": ahead_ms})
+    reached: dict[int, int] = {}  # per partition, the latest event time so far
+    for partition, offset, kafka_ms, value, event_ms in _topic_records(settings, topic, since_ms - 60_000):
+        ahead = reached.get(partition)
+        if value is not None and isinstance(value.get(field), str) and value[field] in examples:
+            examples[value[field]]["copies"].append({"partition": partition, "offset": offset, "kafka_time_minus_event_ms": kafka_ms - event_ms,
+                                                     "partition_ahead_ms": ahead - event_ms if ahead is not None else None})
+        if event_ms is not None:
+            reached[partition] = max(ahead or event_ms, event_ms)
     return list(examples.values())
 
 
-def _scan_topic(settings: Settings, topic: str, field: str, ids: set[str], since_ms: int):
-    """Every record of ``topic`` from ``since_ms`` on whose ``field`` is in ``ids``: (partition, offset, Kafka timestamp minus
-    event time, event time the partition had reached before it minus its own, the record)."""
+def producer_delay_ms(settings: Settings, t0: float, t1: float) -> dict[str, int]:
+    """How long after its ``data_retrieved_at`` each stream snapshot of the window reached Kafka (its CreateTime, set
+    when the producer hands it over), p50/p95/p99. Part of the freshness figures: the synthetic source stamps a whole
+    poll with one time and then sends it, which takes up to a second at the top rates."""
+    delays = [kafka_ms - event_ms for _, _, kafka_ms, value, event_ms in _topic_records(settings, "game_streams", int(t0 * 1000), int(t1 * 1000))
+              if event_ms is not None and "event_id" in value]
+    by_q = _e2e_stats.weighted_percentiles([(d, 1) for d in delays], tuple(QUANTILES.values()))
+    return {name: round(by_q[q]) for name, q in QUANTILES.items() if q in by_q}
+
+
+def _topic_records(settings: Settings, topic: str, since_ms: int, until_ms: int | None = None):
+    """The records of ``topic`` produced from ``since_ms`` (to ``until_ms``), partition by partition in offset order:
+    (partition, offset, Kafka timestamp, the parsed record or None, its event time or None)."""
     import orjson
 
     consumer = Consumer(client_config(settings, **{"group.id": "bench-e2e-trace", "enable.auto.commit": False}))
@@ -348,22 +363,25 @@ def _scan_topic(settings: Settings, topic: str, field: str, ids: set[str], since
             if tp.offset < 0 or tp.offset >= ends[tp.partition]:
                 continue
             consumer.assign([tp])
-            reached: int | None = None
-            while True:
-                msg = consumer.poll(5.0)
-                if msg is None or msg.error():
+            done = False
+            while not done:
+                batch = consumer.consume(num_messages=10_000, timeout=5.0)
+                if not batch:
                     break
-                try:
-                    value = orjson.loads(msg.value())
-                    event_ms = parse_iso_ms(value.get("sent_at") or value["data_retrieved_at"])
-                except Exception:  # noqa: BLE001 - a malformed record moves no watermark
-                    value, event_ms = None, None
-                if value is not None and isinstance(value.get(field), str) and value[field] in ids:
-                    yield msg.partition(), msg.offset(), msg.timestamp()[1] - event_ms, (reached - event_ms) if reached else None, value
-                if event_ms is not None:
-                    reached = max(reached or event_ms, event_ms)
-                if msg.offset() + 1 >= ends[tp.partition]:
-                    break
+                for msg in batch:
+                    if msg.error():
+                        continue
+                    kafka_ms = msg.timestamp()[1]
+                    if (until_ms is not None and kafka_ms > until_ms) or msg.offset() + 1 >= ends[tp.partition]:
+                        done = True
+                    if until_ms is not None and kafka_ms > until_ms:
+                        break
+                    try:
+                        value = orjson.loads(msg.value())
+                        event_ms = parse_iso_ms(value.get("sent_at") or value["data_retrieved_at"])
+                    except Exception:  # noqa: BLE001 - a malformed record moves no watermark
+                        value, event_ms = None, None
+                    yield msg.partition(), msg.offset(), kafka_ms, value, event_ms
     finally:
         consumer.close()
 
@@ -418,6 +436,7 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
     stopped = time.time()
     drained = _drain(p)
     late = late_events(p.settings, int(began * 1000))
+    delay = producer_delay_ms(p.settings, t0, t1)
     window = t1 - t0
     rates = {stage: round((counts1[stage] - counts0[stage]) / window) for stage in counts0}
     appearances = p.freshness.window(t0, t1)
@@ -436,6 +455,7 @@ def rate_step(p: Platform, target: float, seed: int) -> dict[str, Any]:
         "stage_events_per_s": rates,
         "freshness_ms": _percentiles_ms(appearances),
         "freshness_max_ms": round(max(((v - a) * 1000 for v, a, _ in appearances), default=0)),
+        "producer_delay_ms": delay,
         "freshness_slope_s_per_s": round(freshness_slope, 3),
         "rows_measured": sum(n for *_, n in appearances),
         "consumer_lag_slope_per_s": round(lag_slope),

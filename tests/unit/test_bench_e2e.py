@@ -74,7 +74,7 @@ def test_rate_search_doubles_then_bisects():
 def _result() -> dict:
     step = {"target_events_per_s": 1000, "achieved_events_per_s": 990, "held": True, "why_not_held": [],
             "stage_events_per_s": {"producer → Kafka": 990, "ClickHouse game_streams_enriched": 880},
-            "freshness_ms": {"p50": 2100, "p95": 3900, "p99": 4800}, "freshness_slope_s_per_s": 0.01, "consumer_lag_slope_per_s": 2,
+            "freshness_ms": {"p50": 2100, "p95": 3900, "p99": 4800}, "producer_delay_ms": {"p50": 410, "p95": 800, "p99": 930}, "freshness_slope_s_per_s": 0.01, "consumer_lag_slope_per_s": 2,
             "drain_s_after_source_stopped": 4.2, "cpu_s": {"kafka": 5.0}, "cores_used": {"kafka": 0.12},
             "late_events": {"late": {"rows": 1203, "first_copy_visible": 1200, "without_first_copy": []}, "late_for_window": {"rows": 3}},
             "load_average_1_5_15_at_start": [9.5, 8.0, 7.1], "load_average_1_5_15_at_end": [10.2, 8.4, 7.3]}
@@ -108,7 +108,7 @@ def test_markdown_report_carries_the_numbers_the_load_and_the_glassflow_citation
     text = _e2e_report.render_markdown(result)
     for expected in ("**990**", "2,100 / 3,900 / 4,800", "9.5 / 8 / 7.1", "freshness grew 0.40 s per s",
                      "https://docs.glassflow.dev/load-test/results", "8,547", "**this pipeline**", "![Rate against freshness](bench.svg)",
-                     "| 1,203 late (1,200 copies, **3 without a first copy**), 3 late_for_window |", "| 0 |"):
+                     "| 1,203 late (1,200 copies, **3 without a first copy**), 3 late_for_window |", "| 410 / 930 |", "| 0 |"):
         assert expected in text, expected
     _e2e_report.write(result, tmp_path)
     assert json.loads((tmp_path / "bench.json").read_text())["freshness_ms"]["p99"] == 4800
