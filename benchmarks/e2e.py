@@ -365,9 +365,14 @@ def _unexplained_late(settings: Settings, client, reason: str, since_ms: int, li
 def producer_delay_ms(settings: Settings, t0: float, t1: float) -> dict[str, int]:
     """How long after its ``data_retrieved_at`` each stream snapshot of the window reached Kafka (its CreateTime, set
     when the producer hands it over), p50/p95/p99. Part of the freshness figures: the synthetic source stamps a whole
-    poll with one time and then sends it, which takes up to a second at the top rates."""
-    delays = [kafka_ms - event_ms for _, _, kafka_ms, value, event_ms in _topic_records(settings, "game_streams", int(t0 * 1000), int(t1 * 1000))
-              if event_ms is not None and "event_id" in value]
+    poll with one time and then sends it, which takes up to a second at the top rates. First copies only: a duplicate
+    is a re-send of a record up to a poll old."""
+    seen: set[str] = set()
+    delays = []
+    for _, _, kafka_ms, value, event_ms in _topic_records(settings, "game_streams", int(t0 * 1000), int(t1 * 1000)):
+        if event_ms is not None and isinstance(value.get("event_id"), str) and value["event_id"] not in seen:
+            seen.add(value["event_id"])
+            delays.append(kafka_ms - event_ms)
     by_q = _e2e_stats.weighted_percentiles([(d, 1) for d in delays], tuple(QUANTILES.values()))
     return {name: round(by_q[q]) for name, q in QUANTILES.items() if q in by_q}
 
