@@ -105,9 +105,9 @@ QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 # ------------------------------------------------------------------------------------------- watchers
 #: Rows of TABLE per BUCKET_MS of event time, counted as they are inserted (a materialized view the benchmark adds to
-#: its own platform). The watcher polls this small table five times a second. Counting TABLE itself read every row
-#: of it at each poll (ORDER BY event_id: no index helps a time range): 42 ms of ClickHouse CPU per poll at 3M rows,
-#: up to ~0.2 of the two cores by the top steps, which come last, taken from the pipeline it measures.
+#: its own platform). The watcher polls this small table five times a second: 6-25 ms a poll. Counting TABLE itself
+#: read every row of it at each poll (ORDER BY event_id: no index serves a time range), 42 ms of CPU per poll at 3M
+#: rows on a chDB server alone; in the full runs ClickHouse's CPU did not fall with it (session 13, benchmarks.md).
 COUNTS_TABLE = "bench_freshness_counts"
 
 
@@ -392,17 +392,13 @@ def _topic_records(settings: Settings, topic: str, since_ms: int, until_ms: int 
                 continue
             consumer.assign([tp])
             done = False
-            while not done:
-                batch = consumer.consume(num_messages=10_000, timeout=5.0)
-                if not batch:
-                    break
+            while not done and (batch := consumer.consume(num_messages=10_000, timeout=5.0)):
                 for msg in batch:
                     if msg.error():
                         continue
                     kafka_ms = msg.timestamp()[1]
-                    if (until_ms is not None and kafka_ms > until_ms) or msg.offset() + 1 >= ends[tp.partition]:
-                        done = True
-                    if until_ms is not None and kafka_ms > until_ms:
+                    done = until_ms is not None and kafka_ms > until_ms
+                    if done:
                         break
                     try:
                         value = orjson.loads(msg.value())
@@ -410,9 +406,11 @@ def _topic_records(settings: Settings, topic: str, since_ms: int, until_ms: int 
                     except Exception:  # noqa: BLE001 - a malformed record moves no watermark
                         value, event_ms = None, None
                     yield msg.partition(), msg.offset(), kafka_ms, value, event_ms
+                    done = msg.offset() + 1 >= ends[tp.partition]
+                    if done:
+                        break
     finally:
         consumer.close()
-
 
 
 def _percentiles_ms(appearances: list[tuple[float, float, int]]) -> dict[str, float]:
