@@ -173,8 +173,8 @@ def _run_synthetic(settings: Settings, opts: RunOptions, publisher: Publisher, p
     from producers.synthetic import World
 
     start_ms = opts.start_ms if opts.start_ms is not None else int(time.time() * 1000)
-    # A continuous run's clock starts with start_ms, not once the world is built: building a world of ~30,000 channels
-    # takes ~0.5 s, and every event was stamped that much before it was sent, for the whole run.
+    # A continuous run's clock starts with start_ms, not once the world is built: building one takes 0.39 s for 23,000
+    # channels and 0.66 s for 32,800, and every event of the run was stamped that much before it could be sent.
     wall_start = time.monotonic()
     if mark is not None:
         start_ms = mark.start_ms if mark.start_ms is not None else start_ms
