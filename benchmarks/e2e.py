@@ -309,8 +309,9 @@ def stage_counts(settings: Settings, consumer: Consumer) -> dict[str, int]:
     return counts
 
 
-# The output each stage's late rows are checked against: a late row whose first copy is there lost nothing.
-LATE_COPY_OF = {"late": (TABLE, "event_id"), "chat_late_for_dedup": ("chat_silver", "message_id")}
+# Per late reason of a dedup stage: the output its late rows are checked against (a late row whose first copy is there
+# lost nothing), the id column (the same field in its input records), and its input topic, where the others are traced.
+LATE_COPY_OF = {"late": (TABLE, "event_id", "game_streams"), "chat_late_for_dedup": ("chat_silver", "message_id", "chat_messages")}
 
 
 def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, Any]]:
@@ -325,7 +326,7 @@ def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, Any]]:
                                          "GROUP BY reason ORDER BY reason", parameters=since).result_rows:
             late[reason] = {"rows": rows}
             if reason in LATE_COPY_OF:
-                table, key = LATE_COPY_OF[reason]
+                table, key, _ = LATE_COPY_OF[reason]
                 visible = client.query(
                     f"SELECT countIf(event_id IN (SELECT {key} FROM {table})) FROM late_events "
                     f"WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}})",
@@ -336,26 +337,21 @@ def late_events(settings: Settings, since_ms: int) -> dict[str, dict[str, Any]]:
     return late
 
 
-#: The input topic of each late reason, and the field of its records the late row is named by.
-LATE_INPUT = {"late": ("game_streams", "event_id"), "chat_late_for_dedup": ("chat_messages", "message_id")}
-
-
 def _unexplained_late(settings: Settings, client, reason: str, since_ms: int, limit: int = 10) -> list[dict[str, Any]]:
     """Up to ``limit`` late rows whose id is in no output, each traced in its input topic: every copy's partition and
     offset, and how far event time had gone on that partition before it (``partition_ahead_ms``: more than the
     lateness means the partition itself was out of order; less means the watermark came from elsewhere)."""
-    table, key = LATE_COPY_OF[reason]
+    table, key, topic = LATE_COPY_OF[reason]
     rows = client.query(
         f"SELECT event_id, toUnixTimestamp64Milli(data_retrieved_at), toUnixTimestamp64Milli(detected_at) FROM late_events "
         f"WHERE reason = {{r:String}} AND detected_at >= fromUnixTimestamp64Milli({{s:Int64}}) AND event_id NOT IN (SELECT {key} FROM {table}) "
         f"ORDER BY detected_at LIMIT {limit}", parameters={"r": reason, "s": since_ms}).result_rows
     examples = {row[0]: {"id": row[0], "event_time": iso_ms(row[1]), "detected_after_ms": row[2] - row[1], "copies": []} for row in rows}
-    topic, field = LATE_INPUT[reason]
     reached: dict[int, int] = {}  # per partition, the latest event time so far
     for partition, offset, kafka_ms, value, event_ms in _topic_records(settings, topic, since_ms - 60_000):
         ahead = reached.get(partition)
-        if value is not None and isinstance(value.get(field), str) and value[field] in examples:
-            examples[value[field]]["copies"].append({"partition": partition, "offset": offset, "kafka_time_minus_event_ms": kafka_ms - event_ms,
+        if value is not None and isinstance(value.get(key), str) and value[key] in examples:
+            examples[value[key]]["copies"].append({"partition": partition, "offset": offset, "kafka_time_minus_event_ms": kafka_ms - event_ms,
                                                      "partition_ahead_ms": ahead - event_ms if ahead is not None else None})
         if event_ms is not None:
             reached[partition] = max(ahead or event_ms, event_ms)
@@ -373,8 +369,7 @@ def producer_delay_ms(settings: Settings, t0: float, t1: float) -> dict[str, int
         if event_ms is not None and isinstance(value.get("event_id"), str) and value["event_id"] not in seen:
             seen.add(value["event_id"])
             delays.append(kafka_ms - event_ms)
-    by_q = _e2e_stats.weighted_percentiles([(d, 1) for d in delays], tuple(QUANTILES.values()))
-    return {name: round(by_q[q]) for name, q in QUANTILES.items() if q in by_q}
+    return _quantiles([(d, 1) for d in delays])
 
 
 def _topic_records(settings: Settings, topic: str, since_ms: int, until_ms: int | None = None):
@@ -414,7 +409,11 @@ def _topic_records(settings: Settings, topic: str, since_ms: int, until_ms: int 
 
 
 def _percentiles_ms(appearances: list[tuple[float, float, int]]) -> dict[str, float]:
-    values = [((visible - at) * 1000, rows) for visible, at, rows in appearances]
+    return _quantiles([((visible - at) * 1000, rows) for visible, at, rows in appearances])
+
+
+def _quantiles(values: list[tuple[float, int]]) -> dict[str, float]:
+    """QUANTILES of (value, weight) pairs, rounded."""
     by_q = _e2e_stats.weighted_percentiles(values, tuple(QUANTILES.values()))
     return {name: round(by_q[q]) for name, q in QUANTILES.items() if q in by_q}
 
