@@ -20,6 +20,9 @@ from twitch_pipeline.timestamps import datetime_ms, iso_ms, parse_iso_ms  # noqa
 #: Largest value a consumer must accept; larger values are malformed by contract ("oversized").
 MAX_EVENT_BYTES = 64 * 1024
 
+#: Helix's largest page; a poll's stream snapshots carry the time their page was fetched.
+HELIX_PAGE = 100
+
 
 def stream_event_id(stream_id: str, data_retrieved_at: str) -> str:
     """Deterministic id of one stream snapshot: the same snapshot sent twice has the same id."""

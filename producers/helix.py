@@ -27,7 +27,7 @@ from twitchAPI.twitch import Twitch
 from twitchAPI.type import TwitchAPIException, TwitchAuthorizationException, TwitchBackendException, TwitchResourceNotFound
 
 from connectors.topics import GAME_STREAMS, TWITCH_GAMES, TWITCH_USERS
-from producers.contracts import datetime_ms, iso_ms, stream_event_id
+from producers.contracts import HELIX_PAGE, datetime_ms, iso_ms, stream_event_id
 from producers.profiles import PublishedProfiles
 from twitch_pipeline.errors import Backoff, ConfigurationError, StateLog, TransientError
 from twitch_pipeline.settings import FIELDS, Settings, env_name
@@ -35,7 +35,6 @@ from twitch_pipeline.settings import FIELDS, Settings, env_name
 _LOG = logging.getLogger("producers.helix")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-PAGE = 100  # Helix's largest page
 CREDENTIALS = "TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET"
 
 
@@ -306,7 +305,7 @@ class HelixPoller:
     async def _poll(self, now_ms: int) -> PollResult:
         retrieved = iso_ms(now_ms)
         result = PollResult()
-        games = {g.id: g async for g in _take(self.twitch.get_top_games(first=min(PAGE, max(self.settings.twitch_top_games, 1))), self.settings.twitch_top_games)}
+        games = {g.id: g async for g in _take(self.twitch.get_top_games(first=min(HELIX_PAGE, max(self.settings.twitch_top_games, 1))), self.settings.twitch_top_games)}
         streams: dict[str, tuple[Any, int]] = {}  # stream_id -> (stream, when its page was fetched)
         async for stream in self._live_streams():
             if stream.id in streams:  # Helix pages can repeat a stream whose rank moved between two pages
@@ -316,11 +315,11 @@ class HelixPoller:
             streams[stream.id] = (stream, max(now_ms, self.twitch.last_response_ms or now_ms))
         result.planned_streams = len(streams)
         unknown_games = sorted({s.game_id for s, _ in streams.values() if s.game_id and s.game_id not in games and s.game_id not in self._games})
-        for chunk in _chunks(unknown_games, PAGE):
+        for chunk in _chunks(unknown_games, HELIX_PAGE):
             games.update({g.id: g async for g in self.twitch.get_games(game_ids=chunk)})
         wanted = sorted({s.user_id for s, _ in streams.values() if self._profile_wanted(s.user_id, now_ms)})
         users = []
-        for chunk in _chunks(wanted, PAGE):
+        for chunk in _chunks(wanted, HELIX_PAGE):
             users += [u async for u in self.twitch.get_users(user_ids=chunk)]
 
         for game in games.values():
@@ -365,12 +364,12 @@ class HelixPoller:
         cap = self.settings.twitch_top_streams
         tracked = await self._tracked_game_ids()
         if not tracked:
-            async for stream in _take(self.twitch.get_streams(first=PAGE, stream_type="live"), cap):
+            async for stream in _take(self.twitch.get_streams(first=HELIX_PAGE, stream_type="live"), cap):
                 yield stream
             return
         seen = 0
-        for chunk in _chunks(tracked, PAGE):
-            async for stream in _take(self.twitch.get_streams(first=PAGE, game_id=chunk, stream_type="live"), cap - seen):
+        for chunk in _chunks(tracked, HELIX_PAGE):
+            async for stream in _take(self.twitch.get_streams(first=HELIX_PAGE, game_id=chunk, stream_type="live"), cap - seen):
                 seen += 1
                 yield stream
 
@@ -379,7 +378,7 @@ class HelixPoller:
             entries = [e.strip() for e in self.settings.twitch_tracked_games.split(",") if e.strip()]
             ids = [e for e in entries if e.isdigit()]
             names = [e for e in entries if not e.isdigit()]
-            for chunk in _chunks(names, PAGE):
+            for chunk in _chunks(names, HELIX_PAGE):
                 found = [g async for g in self.twitch.get_games(names=chunk)]
                 missing = set(chunk) - {g.name for g in found}
                 if missing:

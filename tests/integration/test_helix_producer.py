@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, web
 
-from producers.contracts import violations
+from producers.contracts import HELIX_PAGE, violations
 from producers.heartbeat import HEARTBEAT_KEY
-from producers.helix import PAGE, HelixPoller, Stopped, connect_helix
+from producers.helix import HelixPoller, Stopped, connect_helix
 from producers.run import RunOptions, make_publisher, run
 from tests.cli import run_cli
 from tests.integration.test_produce_cli import ServerThread, end_offsets, read_since
@@ -191,7 +191,7 @@ def test_poller_against_local_helix(kafka):
     polls = [snapshots[:STREAMS], snapshots[STREAMS:]]
     for poll in polls:  # every stream exactly once per poll, although Helix repeated some across pages
         assert sorted(e["stream_id"] for e in poll) == sorted(s["id"] for s in helix.streams)
-        assert len({e["data_retrieved_at"] for e in poll}) == math.ceil(STREAMS / PAGE), "one time per page"
+        assert len({e["data_retrieved_at"] for e in poll}) == math.ceil(STREAMS / HELIX_PAGE), "one time per page"
     assert len({e["event_id"] for e in snapshots}) == 2 * STREAMS
     # profiles and games carry their poll's start: the temporal join downstream finds them for every snapshot
     dimensions = sorted(e["data_retrieved_at"] for topic in ("twitch_users", "twitch_games") for _, e in by_topic[topic])

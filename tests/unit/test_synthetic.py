@@ -175,3 +175,20 @@ def test_a_profile_not_published_for_half_the_ttl_is_republished_before_the_next
             last_live[user] = ts
     assert returns_after_ttl > 10 and republished_unchanged > returns_after_ttl
 
+
+
+@pytest.mark.parametrize(("channels", "interval_s"), [(3000, 60.0), (33_000, 1.0)])
+def test_each_page_of_a_poll_carries_its_own_fetch_time(channels, interval_s):
+    """As the Helix poller stamps them: 100 snapshots a page, a page every 75 ms or closer, all within the poll."""
+    world = World(5, START, channels=channels, poll_interval_s=interval_s)
+    live = len(world.live)
+    poll = [(e, t) for topic, e, t in itertools.islice(world.events(), 3 * live + 10_000) if topic == "game_streams"][:live]
+    times = sorted({t for _, t in poll})
+    assert len(times) == -(-live // 100)
+    assert all(iso_ms(t) == e["data_retrieved_at"] for e, t in poll)
+    assert Counter(t for _, t in poll)[START] == 100
+    steps = {b - a for a, b in itertools.pairwise(times)}
+    assert steps == {min(75, int(interval_s * 1000) // len(times))}
+    assert times[-1] < START + interval_s * 1000
+    viewers = [e["viewer_count"] for e, _ in poll]
+    assert viewers == sorted(viewers, reverse=True)  # pages in Helix's order, by viewers
