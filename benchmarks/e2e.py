@@ -360,9 +360,9 @@ def _unexplained_late(settings: Settings, client, reason: str, since_ms: int, li
 
 def producer_delay_ms(settings: Settings, t0: float, t1: float) -> dict[str, int]:
     """How long after its ``data_retrieved_at`` each stream snapshot of the window reached Kafka (its CreateTime, set
-    when the producer hands it over), p50/p95/p99. Part of the freshness figures: the synthetic source stamps a whole
-    poll with one time and then sends it, which takes up to a second at the top rates. First copies only: a duplicate
-    is a re-send of a record up to a poll old."""
+    when the producer hands it over), p50/p95/p99. Part of the freshness figures: the synthetic source stamps each page
+    of a poll with one time and sends it when that time comes, and a busy producer falls behind it. First copies only:
+    a duplicate is a re-send of one of the last 512 records."""
     seen: set[str] = set()
     delays = []
     for _, _, kafka_ms, value, event_ms in _topic_records(settings, "game_streams", int(t0 * 1000), int(t1 * 1000)):

@@ -108,8 +108,10 @@ def test_markdown_report_carries_the_numbers_the_load_and_the_glassflow_citation
     text = _e2e_report.render_markdown(result)
     for expected in ("**990**", "2,100 / 3,900 / 4,800", "9.5 / 8 / 7.1", "freshness grew 0.40 s per s",
                      "https://docs.glassflow.dev/load-test/results", "8,547", "**this pipeline**", "![Rate against freshness](bench.svg)",
-                     "| 1,203 late (1,200 copies, **3 without a first copy**), 3 late_for_window |", "| 410 / 930 |", "| 0 |"):
+                     "| 1,203 late (1,200 copies, **3 without a first copy**), 3 late_for_window |", "| 410 / 930 |", "| 0 |",
+                     "| Highest step held at freshness p99 ≤ 5 s, events/s produced | **990** (1,000/s target; p99 4,800 ms) |"):
         assert expected in text, expected
+    assert _e2e_report._within_target({"rates": result["rates"][1:]}) == "none"  # failed, and p99 61 s
     _e2e_report.write(result, tmp_path)
     assert json.loads((tmp_path / "bench.json").read_text())["freshness_ms"]["p99"] == 4800
     assert {p.name for p in tmp_path.iterdir()} == {"bench.json", "bench.md", "bench.svg"}
