@@ -8,6 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _e2e_stats
+
 #: Issue 15's target: a stream snapshot visible in ClickHouse within 5 s of its event time, at p99.
 FRESHNESS_TARGET_MS = 5_000
 
@@ -120,9 +122,7 @@ def _nice(value: float) -> float:
 def _within_target(result: dict[str, Any]) -> str:
     """The highest step held whose p99 freshness meets the target: the rate a deployment can plan for. The highest step
     held alone can land anywhere up to saturation, where rows queue behind each other for seconds (session 14)."""
-    steps = [s for s in result["rates"] if s["held"] and s["freshness_ms"].get("p99") is not None
-             and s["freshness_ms"]["p99"] <= FRESHNESS_TARGET_MS]
-    best = max(steps, key=lambda s: s["achieved_events_per_s"], default=None)
+    best = _e2e_stats.highest_held(result["rates"], FRESHNESS_TARGET_MS)
     if best is None:
         return "none"
     return f"**{_n(best['achieved_events_per_s'])}** ({_n(best['target_events_per_s'])}/s target; p99 {_n(best['freshness_ms']['p99'])} ms)"

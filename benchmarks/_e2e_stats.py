@@ -113,6 +113,14 @@ def verdict(target: float, achieved: float, freshness_slope: float, lag_slope: f
     return Verdict(not reasons, tuple(reasons))
 
 
+def highest_held(steps: Iterable[dict], p99_ms_at_most: float | None = None) -> dict | None:
+    """The held step with the highest rate produced; with ``p99_ms_at_most``, among those whose freshness p99 meets it."""
+    def fresh_enough(step: dict) -> bool:
+        p99 = step["freshness_ms"].get("p99")
+        return p99_ms_at_most is None or (p99 is not None and p99 <= p99_ms_at_most)
+    return max((s for s in steps if s["held"] and fresh_enough(s)), key=lambda s: s["achieved_events_per_s"], default=None)
+
+
 def next_rate(steps: Sequence[tuple[float, bool]], start: float, factor: float, max_steps: int, resolution: float = 1.3) -> float | None:
     """The next target rate given ``[(rate, held), ...]`` so far, or None when the search is done.
 

@@ -686,7 +686,7 @@ def run(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, An
             stop_services(settings, echo=lambda _: None)
             processes.close()
     machine |= {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_average_1_5_15_at_end": _load()}
-    best = max((s for s in steps if s["held"]), key=lambda s: s["achieved_events_per_s"], default=None)
+    best = _e2e_stats.highest_held(steps)
     basis = f"the highest step held ({best['target_events_per_s']:,}/s target)" if best else "no step held: the lowest rate tried"
     best = best or min(steps, key=lambda s: s["achieved_events_per_s"], default=None)
     return {

@@ -263,7 +263,7 @@ class World:
         Helix poller stamps them: a page every PAGE_MS, closer together when the poll's pages would not fit its
         interval. (Until session 14 every snapshot of a poll carried the poll's start: at ~11,000/s the last
         ones were sent ~0.9 s after that time, and the pipeline received each second's rows in one burst.)"""
-        pages = -(-len(snapshot) // HELIX_PAGE)
+        pages = math.ceil(len(snapshot) / HELIX_PAGE)
         every = min(PAGE_MS, self.interval_ms // max(pages, 1))
         for page in range(pages):
             at = now + page * every

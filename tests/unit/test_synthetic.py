@@ -176,7 +176,6 @@ def test_a_profile_not_published_for_half_the_ttl_is_republished_before_the_next
     assert returns_after_ttl > 10 and republished_unchanged > returns_after_ttl
 
 
-
 @pytest.mark.parametrize(("channels", "interval_s"), [(3000, 60.0), (33_000, 1.0)])
 def test_each_page_of_a_poll_carries_its_own_fetch_time(channels, interval_s):
     """As the Helix poller stamps them: 100 snapshots a page, a page every 75 ms or closer, all within the poll."""
